@@ -1,0 +1,1 @@
+//! Consistent hashing shared by every ringkit service.
