@@ -1,0 +1,72 @@
+//! The one hash every placement decision starts from.
+//!
+//! Every process, platform and release of ringkit must agree on where a key lives, so placement
+//! never touches `std::hash::Hash`, `DefaultHasher` or `RandomState` (whose output is allowed to
+//! change between Rust releases and is randomised per process). Keys are hashed once with
+//! xxh3-64 and a fixed seed; every later decision works on that `u64` with integer arithmetic.
+//! Golden vectors in `tests/golden.rs` pin both functions below.
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// The seed of [`key_hash`]: the ASCII bytes `ringkit1` read as a little-endian `u64`.
+///
+/// Changing it would move every key in every deployed cluster, so it is part of the wire contract
+/// (the `1` is a version: a future incompatible hash would be `ringkit2`).
+pub const KEY_HASH_SEED: u64 = u64::from_le_bytes(*b"ringkit1");
+
+/// Hashes a key's bytes to the 64-bit point that every strategy places.
+///
+/// This is xxh3-64 with [`KEY_HASH_SEED`]: fast on short keys (a 16-byte key takes a few
+/// nanoseconds), well distributed, and stable across platforms and versions.
+///
+/// ```
+/// use ringkit_hashring::key_hash;
+/// assert_eq!(key_hash(b"user:42"), key_hash("user:42".as_bytes()));
+/// assert_ne!(key_hash(b"user:42"), key_hash(b"user:43"));
+/// ```
+#[inline]
+#[must_use]
+pub fn key_hash(key: &[u8]) -> u64 {
+    xxh3_64_with_seed(key, KEY_HASH_SEED)
+}
+
+/// Combines two 64-bit values into one well-mixed score: xxh3-64 (same seed) of `a` then `b`,
+/// each as 8 little-endian bytes.
+///
+/// Strategies use it for rendezvous scores, Maglev permutations and claim tie-breaks, so that
+/// every derived number is as portable as [`key_hash`] itself.
+#[inline]
+#[must_use]
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
+    let mut buf = [0u8; 16];
+    buf[..8].copy_from_slice(&a.to_le_bytes());
+    buf[8..].copy_from_slice(&b.to_le_bytes());
+    xxh3_64_with_seed(&buf, KEY_HASH_SEED)
+}
+
+/// Maps a uniformly distributed `u64` onto `0..n` without division bias worth measuring and
+/// without a division (Lemire's multiply-shift); `n` must be at least 1.
+#[inline]
+#[must_use]
+pub(crate) fn reduce(hash: u64, n: u64) -> u64 {
+    ((u128::from(hash) * u128::from(n)) >> 64) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_spells_ringkit1() {
+        assert_eq!(KEY_HASH_SEED.to_le_bytes(), *b"ringkit1");
+    }
+
+    #[test]
+    fn reduce_stays_in_range() {
+        for n in [1u64, 2, 3, 7, 1000, u64::MAX] {
+            for h in [0u64, 1, u64::MAX / 2, u64::MAX] {
+                assert!(reduce(h, n) < n);
+            }
+        }
+    }
+}
