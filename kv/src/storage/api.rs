@@ -1,0 +1,242 @@
+//! The storage contract: a sync trait both engines implement, and the data it speaks.
+//!
+//! Writes are *submitted* with a completion callback and reads are *jobs* run against a
+//! consistent view. Both calls return at once; the callback runs when the work is done (for
+//! SQLite: on the writer thread after the group commit's sync, or on a reader thread). The async
+//! shell turns the callback into a oneshot, so the tokio runtime never blocks on SQLite, while the
+//! trait itself stays free of any runtime.
+
+use bytes::Bytes;
+
+use crate::error::KvError;
+use crate::model::{
+    ActorId, HashRange, KeyRange, LocalWrite, Object, Resolved, SiblingLimits, Timestamp,
+};
+
+/// One operation in a write request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOp {
+    /// A client put or delete coordinated by this store (issues a dot for puts).
+    Local {
+        /// The key.
+        key: Bytes,
+        /// What the client asked for.
+        write: LocalWrite,
+    },
+    /// Another replica's state for a key, merged into ours (replication, repair, handoff).
+    Merge {
+        /// The key.
+        key: Bytes,
+        /// The remote state.
+        object: Object,
+    },
+    /// Deletes up to `limit` rows whose every sibling expired at or before the request's `now`.
+    PurgeExpired {
+        /// Most rows to delete in this request, bounding the transaction.
+        limit: usize,
+    },
+    /// Deletes up to `limit` tombstones last changed before `deleted_before`.
+    ///
+    /// This is the reaping hook: a single node calls it after a grace period; a cluster must
+    /// call it only for keys every replica agrees are deleted.
+    ReapTombstones {
+        /// Only tombstones whose last change is older than this.
+        deleted_before: Timestamp,
+        /// Most rows to delete in this request.
+        limit: usize,
+    },
+}
+
+/// A group of operations submitted together; each succeeds or fails on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteRequest {
+    /// The time the operations happen at (write times, expiry checks).
+    pub now: Timestamp,
+    /// Sibling thresholds for local puts.
+    pub siblings: SiblingLimits,
+    /// The operations, applied in order.
+    pub ops: Vec<WriteOp>,
+}
+
+/// What one operation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A local put or delete was stored.
+    Written(Resolved),
+    /// A remote state was merged; `changed` is false when we already had it all.
+    Merged {
+        /// The object now stored.
+        object: Object,
+        /// Whether the stored state changed.
+        changed: bool,
+    },
+    /// Rows deleted by a purge or a reap.
+    Removed {
+        /// How many rows.
+        rows: usize,
+    },
+}
+
+/// The outcome of one operation: applied, or refused by the data model (nothing stored).
+pub type OpResult = Result<Applied, KvError>;
+
+/// Called once with every operation's outcome, or with the error that failed the whole request
+/// (a storage failure rolls the request back as a unit).
+pub type WriteDone = Box<dyn FnOnce(Result<Vec<OpResult>, KvError>) + Send>;
+
+/// A read to run against a consistent view of the data.
+pub type ReadJob = Box<dyn FnOnce(&mut dyn ReadView) + Send>;
+
+/// A row as anti-entropy and partition streaming see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowEntry {
+    /// The key's hash (its position on the ring).
+    pub hash: u64,
+    /// The key.
+    pub key: Bytes,
+    /// Digest of the key and its canonical object encoding.
+    pub digest: u64,
+    /// The stored state, tombstones and expired siblings included.
+    pub object: Object,
+}
+
+/// An order-independent summary of a hash range: equal ranges have equal summaries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RangeSummary {
+    /// Rows in the range, tombstones included.
+    pub rows: u64,
+    /// Wrapping sum of the row digests: updatable incrementally (add new, subtract old), which is
+    /// what an incrementally maintained Merkle tree needs.
+    pub digest: u64,
+}
+
+/// Counts over the stored data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataStats {
+    /// Rows, tombstones included.
+    pub rows: u64,
+    /// Rows with no sibling (deleted keys awaiting reaping).
+    pub tombstones: u64,
+    /// Siblings over all rows.
+    pub siblings: u64,
+    /// Rows with an expiry.
+    pub expiring: u64,
+    /// Bytes of encoded objects.
+    pub data_bytes: u64,
+    /// Bytes the store occupies on disk (0 in memory).
+    pub disk_bytes: u64,
+}
+
+/// Counters of the write path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Requests queued and not yet committed.
+    pub queue_depth: u64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// Requests committed.
+    pub requests: u64,
+    /// Operations committed.
+    pub ops: u64,
+    /// Requests per commit: bucket `i` counts commits with `2^(i-1) < n <= 2^i` requests
+    /// (bucket 0: exactly one), the last bucket everything above.
+    pub batch_histogram: [u64; 12],
+    /// Largest batch seen (requests).
+    pub max_batch: u64,
+    /// Total time spent committing (including the sync), in microseconds.
+    pub commit_micros: u64,
+}
+
+impl WriterStats {
+    /// The histogram bucket a batch of `n` requests counts in.
+    pub fn bucket(n: u64) -> usize {
+        let b = if n <= 1 {
+            0
+        } else {
+            64 - (n - 1).leading_zeros() as usize
+        };
+        b.min(11)
+    }
+
+    /// Mean requests per commit.
+    pub fn mean_batch(&self) -> f64 {
+        if self.commits == 0 {
+            0.0
+        } else {
+            self.requests as f64 / self.commits as f64
+        }
+    }
+}
+
+/// Reads against one consistent snapshot.
+pub trait ReadView {
+    /// The stored object for `key`, tombstones and expired siblings included.
+    ///
+    /// # Errors
+    /// Storage failures and corrupt rows.
+    fn get(&mut self, key: &[u8]) -> Result<Option<Object>, KvError>;
+
+    /// Up to `limit` keys in `range`, in key order, that have a sibling visible at `now`.
+    ///
+    /// # Errors
+    /// Storage failures and corrupt rows.
+    fn scan(
+        &mut self,
+        range: &KeyRange,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Object)>, KvError>;
+
+    /// Up to `limit` rows whose hash is in `range`, ordered by (hash, key), resuming strictly
+    /// after `after`. Everything is included (tombstones, expired): this is what a partition
+    /// transfer streams and what anti-entropy compares.
+    ///
+    /// # Errors
+    /// Storage failures and corrupt rows.
+    fn hash_range(
+        &mut self,
+        range: &HashRange,
+        after: Option<(u64, &[u8])>,
+        limit: usize,
+    ) -> Result<Vec<RowEntry>, KvError>;
+
+    /// Row count and digest of a hash range.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn summarize(&mut self, range: &HashRange) -> Result<RangeSummary, KvError>;
+
+    /// Counts over everything stored.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn stats(&mut self) -> Result<DataStats, KvError>;
+}
+
+/// A key-value store engine: SQLite on disk, or the in-memory twin for simulations.
+///
+/// Implementations apply the model's pure resolution functions inside their write path, so both
+/// decide every write the same way; the shared conformance suite (`tests/storage_conformance.rs`)
+/// holds them to it.
+pub trait Storage: Send + Sync + 'static {
+    /// The actor this store issues dots as.
+    fn actor(&self) -> ActorId;
+
+    /// Queues a write request; `done` runs once it is durable (or failed).
+    fn submit_write(&self, request: WriteRequest, done: WriteDone);
+
+    /// Queues a read job; it runs against a snapshot that includes every write acknowledged
+    /// before this call.
+    fn submit_read(&self, job: ReadJob);
+
+    /// Write-path counters.
+    fn writer_stats(&self) -> WriterStats;
+
+    /// What an acknowledgement promises: "full" (survives power loss), "normal" (survives a
+    /// process crash) or "memory" (nothing survives the process).
+    fn durability(&self) -> &'static str;
+
+    /// Stops accepting work, finishes (and syncs) everything queued, and releases threads and
+    /// files. Blocks until then; later calls fail with [`KvError::Closed`].
+    fn close(&self);
+}

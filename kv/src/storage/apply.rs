@@ -1,0 +1,70 @@
+//! The write path both engines share: one operation applied through a small row interface.
+//!
+//! Each engine provides [`RowWriter`] over its transaction (SQLite) or map (memory); the
+//! decisions come from the model, so the engines cannot drift apart.
+
+use bytes::Bytes;
+
+use super::api::{Applied, OpResult, WriteOp};
+use crate::error::KvError;
+use crate::model::{
+    DotIssuer, Object, SiblingLimits, Timestamp, resolve_local_write, resolve_merge,
+};
+
+/// Row-level access to an engine inside its write transaction.
+pub(crate) trait RowWriter {
+    /// The stored object for `key`.
+    fn load(&mut self, key: &[u8]) -> Result<Option<Object>, KvError>;
+    /// Stores `object` for `key` (insert or replace), recording `now` as its last change.
+    fn store(&mut self, key: &Bytes, object: &Object, now: Timestamp) -> Result<(), KvError>;
+    /// Deletes up to `limit` rows whose every sibling expired at or before `now`.
+    fn purge_expired(&mut self, now: Timestamp, limit: usize) -> Result<usize, KvError>;
+    /// Deletes up to `limit` tombstones whose last change is before `before`.
+    fn reap_tombstones(&mut self, before: Timestamp, limit: usize) -> Result<usize, KvError>;
+}
+
+/// Applies one operation. The outer error is a storage failure (the caller rolls the request
+/// back); the inner result is the operation's own outcome (a model rejection stores nothing).
+pub(crate) fn apply_op(
+    rows: &mut impl RowWriter,
+    issuer: &mut DotIssuer,
+    op: WriteOp,
+    now: Timestamp,
+    siblings: SiblingLimits,
+) -> Result<OpResult, KvError> {
+    match op {
+        WriteOp::Local { key, write } => {
+            let stored = rows.load(&key)?;
+            match resolve_local_write(stored.as_ref(), write, now, issuer, siblings) {
+                Ok(resolved) => {
+                    rows.store(&key, &resolved.object, now)?;
+                    Ok(Ok(Applied::Written(resolved)))
+                }
+                Err(rejection) => Ok(Err(rejection.into())),
+            }
+        }
+        WriteOp::Merge { key, object } => {
+            let stored = rows.load(&key)?;
+            let merged = resolve_merge(stored.as_ref(), &object, issuer);
+            let changed = stored.as_ref() != Some(&merged);
+            if changed {
+                rows.store(&key, &merged, now)?;
+            }
+            Ok(Ok(Applied::Merged {
+                object: merged,
+                changed,
+            }))
+        }
+        WriteOp::PurgeExpired { limit } => {
+            let removed = rows.purge_expired(now, limit)?;
+            Ok(Ok(Applied::Removed { rows: removed }))
+        }
+        WriteOp::ReapTombstones {
+            deleted_before,
+            limit,
+        } => {
+            let removed = rows.reap_tombstones(deleted_before, limit)?;
+            Ok(Ok(Applied::Removed { rows: removed }))
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Opening a database file: pragmas, schema migrations, and the store's identity.
+//!
+//! Schema (version 1):
+//!
+//! - `meta(name, value)`: `actor` (the dot-issuing identity, random at creation), `node_id`,
+//!   `dot_counter` (last dot issued; written in the same transaction as the data it labels),
+//!   `created_at`.
+//! - `objects`: one row per key: the encoded object (siblings with their dots and the causal
+//!   context), a tombstone flag, the sibling count, the latest expiry, the last change, a digest,
+//!   and the key's hash in order-preserving signed form, indexed so that any partition (a
+//!   contiguous hash range) can be listed, hashed and streamed by a range query.
+//!
+//! Later schema versions (the cluster's durable hints) are added as further steps in
+//! [`MIGRATIONS`], keyed by `PRAGMA user_version`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::config::{Durability, SqliteConfig};
+use crate::error::KvError;
+use crate::model::ActorId;
+
+/// Schema steps; entry `i` upgrades `user_version` `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY NOT NULL,
+    value ANY NOT NULL
+);
+CREATE TABLE objects (
+    key        BLOB NOT NULL UNIQUE,
+    khash      INTEGER NOT NULL,  -- key_hash(key) XOR 2^63: signed order = hash order
+    tombstone  INTEGER NOT NULL,  -- 1 when no sibling is left (a delete awaiting reaping)
+    siblings   INTEGER NOT NULL,
+    expires_at INTEGER,           -- ms; set only when every sibling expires (latest expiry)
+    updated_at INTEGER NOT NULL,  -- ms of the last change
+    digest     INTEGER NOT NULL,  -- xxh3 of key and data, for anti-entropy
+    data       BLOB NOT NULL      -- the canonical object encoding
+);
+CREATE INDEX objects_by_hash ON objects(khash, digest);
+CREATE INDEX objects_by_expiry ON objects(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX objects_tombstones ON objects(updated_at) WHERE tombstone = 1;
+"];
+
+/// The database file inside the data directory.
+pub(crate) fn database_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("kv.sqlite3")
+}
+
+/// Opens a connection with the pragmas every connection needs.
+pub(crate) fn open_connection(config: &SqliteConfig, writer: bool) -> Result<Connection, KvError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(database_path(&config.data_dir), flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match config.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    let cache_kib = if writer {
+        config.writer_cache_kib
+    } else {
+        config.reader_cache_kib
+    };
+    conn.pragma_update(
+        None,
+        "cache_size",
+        -i64::try_from(cache_kib).unwrap_or(i64::MAX),
+    )?;
+    conn.pragma_update(
+        None,
+        "mmap_size",
+        i64::try_from(config.mmap_bytes).unwrap_or(i64::MAX),
+    )?;
+    if writer {
+        // Checkpoints run on their own thread so that no commit waits for one.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    } else {
+        conn.pragma_update(None, "query_only", true)?;
+    }
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// What the writer needs to know about the store it opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// The dot-issuing actor.
+    pub(crate) actor: ActorId,
+    /// The last dot counter issued.
+    pub(crate) dot_counter: u64,
+}
+
+/// Brings the schema up to date and loads (or creates) the store's identity.
+pub(crate) fn migrate_and_identify(
+    conn: &mut Connection,
+    node_id: &str,
+    now_ms: i64,
+) -> Result<Identity, KvError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(KvError::Identity(format!(
+            "the database has schema version {version}, newer than this build understands ({known}); run a newer ringkit"
+        )));
+    }
+    for step in MIGRATIONS
+        .iter()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", known)?;
+
+    let meta = |name: &str| -> Result<Option<rusqlite::types::Value>, KvError> {
+        Ok(tx
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    };
+    use rusqlite::types::Value;
+    let identity = match (meta("actor")?, meta("node_id")?, meta("dot_counter")?) {
+        (None, _, _) => {
+            let actor = ActorId(rand::random::<u64>() | 1);
+            tx.execute(
+                "INSERT INTO meta(name, value) VALUES ('actor', ?1)",
+                [actor.0 as i64],
+            )?;
+            tx.execute(
+                "INSERT INTO meta(name, value) VALUES ('node_id', ?1)",
+                [node_id],
+            )?;
+            tx.execute(
+                "INSERT INTO meta(name, value) VALUES ('dot_counter', 0)",
+                [],
+            )?;
+            tx.execute(
+                "INSERT INTO meta(name, value) VALUES ('created_at', ?1)",
+                [now_ms],
+            )?;
+            Identity {
+                actor,
+                dot_counter: 0,
+            }
+        }
+        (Some(Value::Integer(actor)), Some(Value::Text(stored)), Some(Value::Integer(counter))) => {
+            if stored != node_id {
+                return Err(KvError::Identity(format!(
+                    "the data directory belongs to node {stored:?}, not {node_id:?}: start with --node-id {stored} or use another data directory"
+                )));
+            }
+            Identity {
+                actor: ActorId(actor as u64),
+                dot_counter: counter as u64,
+            }
+        }
+        other => {
+            return Err(KvError::Identity(format!(
+                "the meta table is damaged (actor, node_id, dot_counter = {other:?})"
+            )));
+        }
+    };
+    tx.commit()?;
+    Ok(identity)
+}
+
+/// Persists the last dot counter issued (inside the writer's transaction).
+pub(crate) fn save_dot_counter(conn: &Connection, counter: u64) -> Result<(), KvError> {
+    let mut stmt = conn.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'dot_counter'")?;
+    stmt.execute(params![counter as i64])?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The single writer thread: group commit.
+//!
+//! It blocks for one request, then drains whatever else is queued (up to a request and a byte
+//! budget), applies them all in one transaction, commits once (one WAL sync in FULL mode), and
+//! only then acknowledges every waiter. Under load, the queue fills while a commit syncs, so the
+//! next batch is larger: throughput grows with concurrency instead of being capped at one sync per
+//! write. A request whose operations fail in storage is rolled back alone (a savepoint around it);
+//! the rest of the batch commits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::super::api::{OpResult, WriteDone, WriteOp, WriteRequest, WriterStats};
+use super::super::apply::apply_op;
+use super::rows::SqlRows;
+use super::schema::save_dot_counter;
+use crate::error::KvError;
+use crate::model::{DotIssuer, LocalWrite};
+
+/// What the writer thread receives.
+pub(crate) enum Command {
+    /// A request and its completion callback.
+    Write(WriteRequest, WriteDone),
+    /// Finish what is queued before this, then stop.
+    Close,
+}
+
+/// State shared between the writer thread and the store handle.
+#[derive(Debug, Default)]
+pub(crate) struct WriterShared {
+    /// Counters, updated once per commit.
+    pub(crate) stats: Mutex<WriterStats>,
+    /// Requests submitted and not yet taken into a batch.
+    pub(crate) queue_depth: AtomicU64,
+}
+
+/// Limits of one group commit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BatchLimits {
+    /// Most requests per commit.
+    pub(crate) requests: usize,
+    /// Most payload bytes per commit.
+    pub(crate) bytes: usize,
+    /// Payload bytes after which the checkpointer is nudged.
+    pub(crate) checkpoint_bytes: usize,
+}
+
+/// Rough payload size of a request, for the batch byte budget.
+fn request_bytes(r: &WriteRequest) -> usize {
+    r.ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Local {
+                key,
+                write: LocalWrite::Put { value, .. },
+            } => key.len() + value.len(),
+            WriteOp::Local { key, .. } => key.len(),
+            WriteOp::Merge { key, object } => {
+                key.len()
+                    + object
+                        .siblings()
+                        .iter()
+                        .map(|s| s.value.len())
+                        .sum::<usize>()
+            }
+            _ => 0,
+        })
+        .sum::<usize>()
+        + 64
+}
+
+/// The writer thread's body. Returns when [`Command::Close`] arrives or every sender is gone.
+pub(crate) fn run(
+    conn: Connection,
+    rx: Receiver<Command>,
+    mut issuer: DotIssuer,
+    shared: &WriterShared,
+    limits: BatchLimits,
+    checkpoint: SyncSender<()>,
+) {
+    let mut since_checkpoint = 0usize;
+    let mut closing = false;
+    while !closing {
+        let Ok(first) = rx.recv() else { break };
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Write(req, done) => {
+                    shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                    bytes += request_bytes(&req);
+                    batch.push((req, done));
+                }
+                Command::Close => {
+                    closing = true;
+                    break;
+                }
+            }
+            if batch.len() >= limits.requests || bytes >= limits.bytes {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !batch.is_empty() {
+            commit_batch(&conn, &mut issuer, batch, shared);
+            since_checkpoint += bytes;
+            if since_checkpoint >= limits.checkpoint_bytes {
+                since_checkpoint = 0;
+                let _ = checkpoint.try_send(());
+            }
+        }
+    }
+    // Anything that raced in after Close is refused, never silently dropped.
+    while let Ok(cmd) = rx.try_recv() {
+        if let Command::Write(_, done) = cmd {
+            shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            done(Err(KvError::Closed));
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "final checkpoint failed; the WAL will be replayed on next open");
+    }
+}
+
+/// One group commit: apply every request, commit once, then acknowledge.
+fn commit_batch(
+    conn: &Connection,
+    issuer: &mut DotIssuer,
+    batch: Vec<(WriteRequest, WriteDone)>,
+    shared: &WriterShared,
+) {
+    let started = Instant::now();
+    let n_requests = batch.len() as u64;
+    let mut n_ops = 0u64;
+    let counter_before = issuer.last();
+    let mut outcomes: Vec<(WriteDone, Result<Vec<OpResult>, KvError>)> =
+        Vec::with_capacity(batch.len());
+
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = KvError::from(e);
+        for (_, done) in batch {
+            done(Err(e.clone()));
+        }
+        return;
+    }
+    for (req, done) in batch {
+        n_ops += req.ops.len() as u64;
+        let outcome = apply_request(conn, issuer, req);
+        outcomes.push((done, outcome));
+    }
+    let commit = (|| -> Result<(), KvError> {
+        if issuer.last() != counter_before {
+            save_dot_counter(conn, issuer.last())?;
+        }
+        conn.execute_batch("COMMIT")?;
+        Ok(())
+    })();
+    if let Err(e) = commit {
+        tracing::error!(error = %e, requests = n_requests, "group commit failed; every request in it fails");
+        let _ = conn.execute_batch("ROLLBACK");
+        for (done, _) in outcomes {
+            done(Err(e.clone()));
+        }
+        return;
+    }
+    let elapsed = started.elapsed();
+    for (done, outcome) in outcomes {
+        done(outcome);
+    }
+    record(shared, n_requests, n_ops, elapsed.as_micros() as u64);
+    metrics::histogram!("kv_group_commit_requests").record(n_requests as f64);
+    metrics::histogram!("kv_group_commit_seconds").record(elapsed.as_secs_f64());
+    metrics::gauge!("kv_writer_queue_depth").set(shared.queue_depth.load(Ordering::Relaxed) as f64);
+}
+
+/// Applies one request inside the batch transaction. A storage failure in a multi-operation
+/// request rolls back to the savepoint taken before it, so the request fails as a unit and the
+/// rest of the batch is unaffected. (A single operation is a single SQL write statement, which
+/// SQLite already makes atomic on its own.)
+fn apply_request(
+    conn: &Connection,
+    issuer: &mut DotIssuer,
+    req: WriteRequest,
+) -> Result<Vec<OpResult>, KvError> {
+    let guarded = req.ops.len() > 1;
+    if guarded {
+        conn.prepare_cached("SAVEPOINT request")?.execute([])?;
+    }
+    let mut rows = SqlRows { conn };
+    let mut results = Vec::with_capacity(req.ops.len());
+    for op in req.ops {
+        match apply_op(&mut rows, issuer, op, req.now, req.siblings) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                if guarded {
+                    let _ = conn.execute_batch("ROLLBACK TO request; RELEASE request");
+                }
+                return Err(e);
+            }
+        }
+    }
+    if guarded {
+        conn.prepare_cached("RELEASE request")?.execute([])?;
+    }
+    Ok(results)
+}
+
+/// Updates the counters after a commit.
+fn record(shared: &WriterShared, requests: u64, ops: u64, micros: u64) {
+    let mut s = shared.stats.lock().unwrap_or_else(PoisonError::into_inner);
+    s.commits += 1;
+    s.requests += requests;
+    s.ops += ops;
+    s.batch_histogram[WriterStats::bucket(requests)] += 1;
+    s.max_batch = s.max_batch.max(requests);
+    s.commit_micros += micros;
+}
