@@ -67,7 +67,11 @@ pub fn start<C: Clock, S: MarkStore>(
     let reserved = previous.unwrap_or(0).max(now).saturating_add(lease);
     store.save(worker, reserved)?;
 
-    let floor = previous.map_or(1, |mark| layout.tick_ceil(mark));
+    // Nothing below the previous mark, and nothing before this start (so an idle run's final
+    // mark is its start time, not the epoch).
+    let floor = layout
+        .tick_ceil(previous.unwrap_or(0))
+        .max(layout.tick_of(now).unwrap_or(0));
     let policy = ClockPolicy {
         backward_tolerance: config.backward_tolerance(),
         restart_grace: config.lease() + config.backward_tolerance(),
@@ -210,6 +214,18 @@ impl<C: Clock> IdGenHandle<C> {
         tokio::task::spawn_blocking(move || self.shutdown())
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?
+    }
+
+    /// Stops the renewer without sealing or writing the final mark, as a crash (`kill -9`) would.
+    ///
+    /// For restart tests and chaos drills: the reservation already persisted is all the next run
+    /// gets, which is exactly the case restart safety must cover. The generator keeps issuing
+    /// until its reservation runs out, so drop every clone before starting the next run.
+    pub fn simulate_crash(mut self) {
+        if let (Some(commands), Some(thread)) = (self.commands.take(), self.thread.take()) {
+            let _ = commands.send(Command::Stop);
+            let _ = thread.join();
+        }
     }
 
     fn stop(&mut self) -> Result<u64> {
