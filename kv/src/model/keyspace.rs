@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 /// The stable hash of a key: hashring's xxh3-64, identical in every process and version.
 pub fn key_hash(key: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(key, u64::from_le_bytes(*b"ringkit1"))
+    ringkit_hashring::key_hash(key)
 }
 
 /// Maps a hash to an `i64` with the same order (SQLite integers are signed).
