@@ -13,6 +13,11 @@ use std::{
 /// The generator needs wall time (IDs carry a date) and must survive it stepping backwards, so
 /// this is deliberately not a monotonic clock. Tests inject a [`ManualClock`] to step time by hand.
 pub trait Clock: Send + Sync + 'static {
+    /// Whether this clock follows real time, so that a thread sleeping for [`until`](Self::until)
+    /// wakes when the clock reads the deadline. Async waits then use the precise ticker thread;
+    /// otherwise (manual and simulated clocks) they use the tokio timer only.
+    const REAL_TIME: bool = false;
+
     /// Milliseconds since 1970-01-01T00:00:00Z.
     fn now_ms(&self) -> u64;
 
@@ -34,6 +39,8 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    const REAL_TIME: bool = true;
+
     #[inline]
     fn now_ms(&self) -> u64 {
         // Before 1970 only on a broken host; 0 then makes the generator refuse (before the epoch).
@@ -90,6 +97,8 @@ impl Clock for ManualClock {
 }
 
 impl<C: Clock> Clock for Arc<C> {
+    const REAL_TIME: bool = C::REAL_TIME;
+
     #[inline]
     fn now_ms(&self) -> u64 {
         (**self).now_ms()

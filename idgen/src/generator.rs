@@ -16,6 +16,7 @@ use crate::{
     Clock, Error, GeneratorConfig, Id, Layout, Result, SystemClock,
     core::{Generator, IdBatch, NextError, PendingReason},
     metrics,
+    ticker::Ticker,
 };
 
 /// State shared by every clone of an [`IdGenerator`] and by the renewer thread.
@@ -29,6 +30,8 @@ pub(crate) struct Shared<C> {
     pub(crate) config: GeneratorConfig,
     /// The last persisted high-water mark, Unix ms (for `info`).
     pub(crate) mark_ms: AtomicU64,
+    /// Precise tick wake-ups for async waiters (real-time clocks only).
+    pub(crate) ticker: Ticker,
 }
 
 /// A running generator: cheap to clone, `Send + Sync`, shared by every task that needs IDs.
@@ -93,7 +96,7 @@ impl<C: Clock> IdGenerator<C> {
         loop {
             match self.try_next() {
                 Ok(id) => return Ok(id),
-                Err(e) => tokio::time::sleep(self.wait_for(e, &mut waited)?).await,
+                Err(e) => self.sleep(e, &mut waited).await?,
             }
         }
     }
@@ -107,7 +110,7 @@ impl<C: Clock> IdGenerator<C> {
         loop {
             match self.try_next_batch(max) {
                 Ok(batch) => return Ok(batch),
-                Err(e) => tokio::time::sleep(self.wait_for(e, &mut waited)?).await,
+                Err(e) => self.sleep(e, &mut waited).await?,
             }
         }
     }
@@ -138,6 +141,22 @@ impl<C: Clock> IdGenerator<C> {
                 Err(e) => std::thread::sleep(self.wait_for(e, &mut waited)?),
             }
         }
+    }
+
+    /// Sleeps the task until a pending result may succeed, or returns the error to give up with.
+    async fn sleep(&self, err: NextError, waited: &mut Duration) -> Result<()> {
+        let wait = self.wait_for(err, waited)?;
+        match err {
+            NextError::Pending { until, .. } if C::REAL_TIME => {
+                // The ticker wakes us at the tick; the tokio timer is only a backstop.
+                self.shared
+                    .ticker
+                    .wait_until(until, wait + Duration::from_millis(2))
+                    .await;
+            }
+            _ => tokio::time::sleep(wait).await,
+        }
+        Ok(())
     }
 
     /// How long to sleep for a pending result, or the error to return.

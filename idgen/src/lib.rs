@@ -34,6 +34,7 @@
 //! - [`core`]: the sans-IO [`Generator`] state machine: `next(now)`, batches, sealing.
 //! - [`generator`]: [`IdGenerator`], the async/blocking shell with waits and metrics.
 //! - [`reservation`]: [`start`], the renewer thread and [`IdGenHandle`] (restart safety).
+//! - `ticker`: precise wake-ups at tick boundaries for async waiters (ADR 0202).
 //! - [`store`]: [`MarkStore`] with SQLite and in-memory implementations.
 //! - [`worker`]: worker ids from config, StatefulSet ordinals or a [`WorkerIdSource`].
 //! - [`config`]: [`GeneratorConfig`] and [`ServerConfig`] (TOML).
@@ -54,6 +55,7 @@ pub mod metrics;
 pub mod request_id;
 pub mod reservation;
 pub mod store;
+mod ticker;
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};

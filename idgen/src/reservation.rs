@@ -20,6 +20,7 @@ use crate::{
     generator::Shared,
     metrics,
     store::MarkStore,
+    ticker::Ticker,
     worker::check_worker,
 };
 
@@ -43,6 +44,8 @@ pub struct IdGenHandle<C: Clock> {
     commands: Option<mpsc::Sender<Command>>,
     /// The renewer thread, which returns the store when it stops.
     thread: Option<JoinHandle<Box<dyn MarkStore>>>,
+    /// The tick wake-up thread (real-time clocks only).
+    ticker: Option<JoinHandle<()>>,
 }
 
 /// Starts a generator for `worker`: loads the previous mark, persists a new reservation, and spawns
@@ -112,16 +115,28 @@ pub fn start<C: Clock, S: MarkStore>(
         clock,
         config,
         mark_ms: AtomicU64::new(reserved),
+        ticker: Ticker::default(),
     });
     let (tx, rx) = mpsc::channel();
     let renewer = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name("idgen-renewer".into())
         .spawn(move || renew_loop(&renewer, Box::new(store), &rx))?;
+    let ticker = if C::REAL_TIME {
+        let shared = Arc::clone(&shared);
+        Some(
+            std::thread::Builder::new()
+                .name("idgen-ticker".into())
+                .spawn(move || shared.ticker.run(&shared.clock))?,
+        )
+    } else {
+        None
+    };
     Ok(IdGenHandle {
         generator: IdGenerator { shared },
         commands: Some(tx),
         thread: Some(thread),
+        ticker,
     })
 }
 
@@ -226,6 +241,14 @@ impl<C: Clock> IdGenHandle<C> {
             let _ = commands.send(Command::Stop);
             let _ = thread.join();
         }
+        self.stop_ticker();
+    }
+
+    fn stop_ticker(&mut self) {
+        if let Some(ticker) = self.ticker.take() {
+            self.generator.shared.ticker.stop();
+            let _ = ticker.join();
+        }
     }
 
     fn stop(&mut self) -> Result<u64> {
@@ -233,6 +256,7 @@ impl<C: Clock> IdGenHandle<C> {
             return Err(Error::Shutdown);
         };
         let _ = commands.send(Command::Stop);
+        self.stop_ticker();
         let mut store = thread
             .join()
             .map_err(|_| Error::Io(std::io::Error::other("the renewer thread panicked")))?;
