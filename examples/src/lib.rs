@@ -1,4 +1,10 @@
 //! Runnable programs that show each way ringkit is used.
 //!
-//! The programs are the examples of this package; `cargo run -p ringkit-examples --example NAME`
-//! runs one. This library is empty: it exists because a Cargo package needs a target of its own.
+//! The programs are the examples of this package (`cargo run -p ringkit-examples --example NAME`)
+//! and the `ringkit-local` binary, which runs every service on loopback with its data in SQLite
+//! files: the README's run command.
+//!
+//! # Layout
+//! - [`local`]: the local deployment that `ringkit-local` starts and its test checks.
+
+pub mod local;
