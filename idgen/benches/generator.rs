@@ -4,6 +4,9 @@
 //! - `next_uncontended`: the cost of one successful call below the format's limit. Each batch
 //!   issues half a tick's worth of IDs, then waits (untimed) for a fresh millisecond, so no timed
 //!   call ever hits a spent sequence.
+//!   `ringkit/try_next` reads `SystemTime` on every call, `ringkit/try_next_coarse_clock` a
+//!   `CoarseClock` (one atomic load); ferroid is measured with its own cached clock and with a
+//!   `SystemTime` clock.
 //! - `sustained`: one worker, classic layout, issuing as fast as it can through each crate's
 //!   waiting API; the format's ceiling is 4,096,000 IDs/s.
 //!
@@ -21,7 +24,9 @@ use ferroid::{
     id::SnowflakeTwitterId,
     time::{MonotonicClock, TWITTER_EPOCH, TimeSource},
 };
-use ringkit_idgen::{Clock, GeneratorConfig, IdGenHandle, MemoryMarkStore, SystemClock, start};
+use ringkit_idgen::{
+    Clock, CoarseClock, GeneratorConfig, IdGenHandle, MemoryMarkStore, SystemClock, start,
+};
 
 /// IDs per timed burst in `next_uncontended`: half of a classic tick.
 const BURST: u64 = 2_048;
@@ -39,6 +44,14 @@ impl TimeSource<u64> for SystemTimeSource {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
             - TWITTER_EPOCH.as_millis() as u64
+    }
+}
+
+fn ringkit_coarse() -> IdGenHandle<CoarseClock> {
+    let clock = CoarseClock::start().unwrap_or_else(|e| panic!("coarse clock: {e}"));
+    match start(GeneratorConfig::default(), 4, clock, MemoryMarkStore::new()) {
+        Ok(handle) => handle,
+        Err(e) => panic!("start: {e}"),
     }
 }
 
@@ -62,12 +75,12 @@ fn fresh_millisecond() {
     }
 }
 
-/// Times `iters` calls of `call`, in bursts of [`BURST`] each starting in a fresh millisecond.
-fn bursts(iters: u64, mut call: impl FnMut()) -> Duration {
+/// Times `iters` calls of `call`, in bursts of `burst` calls each starting in a fresh millisecond.
+fn bursts(iters: u64, burst: u64, mut call: impl FnMut()) -> Duration {
     let mut total = Duration::ZERO;
     let mut done = 0;
     while done < iters {
-        let n = BURST.min(iters - done);
+        let n = burst.min(iters - done);
         fresh_millisecond();
         let t = Instant::now();
         for _ in 0..n {
@@ -85,24 +98,33 @@ fn next_uncontended(c: &mut Criterion) {
     let ids = handle.generator();
     group.bench_function("ringkit/try_next", |b| {
         b.iter_custom(|iters| {
-            bursts(iters, || {
+            bursts(iters, BURST, || {
                 let _ = black_box(ids.try_next());
             })
         })
     });
-    let batch = handle.generator();
+    let coarse = ringkit_coarse();
+    let fast = coarse.generator();
+    group.bench_function("ringkit/try_next_coarse_clock", |b| {
+        b.iter_custom(|iters| {
+            bursts(iters, BURST, || {
+                let _ = black_box(fast.try_next());
+            })
+        })
+    });
+    // One CAS claims 64 IDs; the figure is per ID (each timed call yields 64).
     group.bench_function("ringkit/try_next_batch_64_per_id", |b| {
         b.iter_custom(|iters| {
-            bursts(iters.div_ceil(64), || {
-                let _ = black_box(batch.try_next_batch(64));
-            }) / 64
+            bursts(iters.div_ceil(64), BURST / 64, || {
+                let _ = black_box(ids.try_next_batch(64));
+            })
         })
     });
     let cached: AtomicSnowflakeGenerator<SnowflakeTwitterId, _> =
         AtomicSnowflakeGenerator::new(2, MonotonicClock::<1>::with_epoch(TWITTER_EPOCH));
     group.bench_function("ferroid/atomic_cached_clock", |b| {
         b.iter_custom(|iters| {
-            bursts(iters, || {
+            bursts(iters, BURST, || {
                 let _ = black_box(cached.poll_id());
             })
         })
@@ -111,13 +133,14 @@ fn next_uncontended(c: &mut Criterion) {
         AtomicSnowflakeGenerator::new(3, SystemTimeSource);
     group.bench_function("ferroid/atomic_system_clock", |b| {
         b.iter_custom(|iters| {
-            bursts(iters, || {
+            bursts(iters, BURST, || {
                 let _ = black_box(system.poll_id());
             })
         })
     });
     group.finish();
     drop(handle);
+    drop(coarse);
 }
 
 fn sustained(c: &mut Criterion) {
@@ -159,6 +182,15 @@ fn sustained(c: &mut Criterion) {
                     }
                     Err(_) => std::thread::yield_now(),
                 }
+            }
+        })
+    });
+    let coarse = ringkit_coarse();
+    let fast = coarse.generator();
+    group.bench_function("ringkit/next_blocking_coarse_clock", |b| {
+        b.iter(|| {
+            for _ in 0..SUSTAINED {
+                let _ = black_box(fast.next_blocking());
             }
         })
     });

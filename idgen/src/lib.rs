@@ -31,6 +31,8 @@
 //! - [`layout`]: bit layouts, presets, validation, end of life.
 //! - [`id`] and `codec`: the [`Id`] type, compose/decode, decimal, base32 and base62 text.
 //! - [`clock`]: the [`Clock`] trait, [`SystemClock`] and [`ManualClock`].
+//! - [`coarse`]: [`CoarseClock`], the wall clock cached in an atomic (a 1 ns read), and why
+//!   it is correct.
 //! - [`core`]: the sans-IO [`Generator`] state machine: `next(now)`, batches, sealing.
 //! - [`generator`]: [`IdGenerator`], the async/blocking shell with waits and metrics.
 //! - [`reservation`]: [`start`], the renewer thread and [`IdGenHandle`] (restart safety).
@@ -43,6 +45,7 @@
 //! - [`metrics`]: metric names.
 
 pub mod clock;
+pub mod coarse;
 mod codec;
 pub mod config;
 pub mod core;
@@ -59,6 +62,7 @@ mod ticker;
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use coarse::CoarseClock;
 pub use codec::IdText;
 pub use config::{GeneratorConfig, ServerConfig};
 pub use core::{ClockPolicy, Generator, IdBatch, NextError, PendingReason};

@@ -80,8 +80,10 @@ impl Ticker {
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner),
                 Some(until) => {
+                    // The clock's own reading decides (a cached clock may trail the wall clock);
+                    // `until` never returns zero before then, so this never spins.
                     let left = clock.until(until);
-                    if left.is_zero() {
+                    if clock.now_ms() >= until {
                         state.next = None;
                         drop(state);
                         self.notify.notify_waiters();

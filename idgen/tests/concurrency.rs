@@ -4,7 +4,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use ringkit_idgen::{
-    Clock, GeneratorConfig, IdGenHandle, Layout, MemoryMarkStore, SystemClock, start,
+    Clock, CoarseClock, GeneratorConfig, IdGenHandle, Layout, MemoryMarkStore, SystemClock, start,
 };
 
 /// IDs per thread: 2 x 2 million in debug builds (the CI test run, a few seconds: hundreds of
@@ -27,7 +27,16 @@ fn system() -> IdGenHandle<SystemClock> {
 
 #[test]
 fn two_threads_get_unique_strictly_increasing_ids() {
-    let handle = system();
+    two_threads(system());
+}
+
+#[test]
+fn two_threads_on_the_coarse_clock_get_unique_strictly_increasing_ids() {
+    let clock = CoarseClock::start().unwrap();
+    two_threads(start(GeneratorConfig::default(), 3, clock, MemoryMarkStore::new()).unwrap());
+}
+
+fn two_threads<C: Clock>(handle: IdGenHandle<C>) {
     let threads: Vec<_> = (0..2)
         .map(|_| {
             let ids = handle.generator();

@@ -187,3 +187,90 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
     tracing::info!("shutdown signal received; draining");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> anyhow::Result<ServerConfig> {
+        let mut argv = vec!["idgen-server"];
+        argv.extend_from_slice(args);
+        Args::try_parse_from(argv)?.into_config()
+    }
+
+    #[test]
+    fn defaults_are_loopback_with_a_local_data_dir() {
+        let cfg = config(&[]).unwrap();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(
+            cfg.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:50052")
+        );
+        assert_eq!(cfg.data_dir, PathBuf::from("./data/idgen"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("idgen.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\n[worker]\nordinal = \"idgen-2\"\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let cfg = config(&[
+            "--config",
+            file,
+            "--worker-offset",
+            "10",
+            "--layout",
+            "sonyflake",
+        ])
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 7000);
+        assert_eq!(cfg.worker.ordinal.as_deref(), Some("idgen-2"));
+        assert_eq!(cfg.worker.offset, 10);
+        assert_eq!(cfg.generator.layout, Layout::sonyflake());
+        let cfg = config(&[
+            "--config",
+            file,
+            "--worker-id",
+            "4",
+            "--metrics-listen",
+            "off",
+        ])
+        .unwrap();
+        assert_eq!((cfg.worker.id, cfg.worker.ordinal), (Some(4), None));
+        assert_eq!(cfg.metrics_listen, None);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        assert!(config(&["--worker-id", "1", "--worker-ordinal", "idgen-1"]).is_err());
+        assert!(
+            config(&["--worker-offset", "3"])
+                .unwrap_err()
+                .to_string()
+                .contains("--worker-ordinal")
+        );
+        assert!(
+            config(&["--layout", "leaf"])
+                .unwrap_err()
+                .to_string()
+                .contains("unknown preset")
+        );
+        assert!(
+            config(&["--metrics-listen", "nowhere"])
+                .unwrap_err()
+                .to_string()
+                .contains("--metrics-listen")
+        );
+        assert!(
+            config(&["--lease-ms", "5"])
+                .unwrap_err()
+                .to_string()
+                .contains("lease_ms")
+        );
+    }
+}
