@@ -187,6 +187,11 @@ pub(crate) fn stats_response(s: NodeStats) -> pb::StatsResponse {
             } else {
                 w.commit_micros as f64 / w.commits as f64
             },
+            mean_sync_us: if w.commits == 0 {
+                0.0
+            } else {
+                w.sync_micros as f64 / w.commits as f64
+            },
         }),
         uptime_seconds: s.uptime.as_secs(),
     }

@@ -143,8 +143,10 @@ pub struct WriterStats {
     pub batch_histogram: [u64; 12],
     /// Largest batch seen (requests).
     pub max_batch: u64,
-    /// Total time spent committing (including the sync), in microseconds.
+    /// Total time from the start of a group commit to its acknowledgement, in microseconds.
     pub commit_micros: u64,
+    /// Part of `commit_micros` spent in the final COMMIT (WAL write and sync), in microseconds.
+    pub sync_micros: u64,
 }
 
 impl WriterStats {

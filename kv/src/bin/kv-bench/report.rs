@@ -101,8 +101,14 @@ pub(crate) fn print(r: &Report) {
     row("all", &r.all);
     if let Some(g) = &r.group_commit {
         println!(
-            "group commit ({}): {} commits for {} write requests, mean {:.1} requests/commit, max {}, mean commit {:.0} us",
-            g.durability, g.commits, g.requests, g.mean_batch, g.max_batch, g.mean_commit_us
+            "group commit ({}): {} commits for {} write requests, mean {:.1} requests/commit, max {}, mean commit {:.0} us (of which COMMIT+sync {:.0} us)",
+            g.durability,
+            g.commits,
+            g.requests,
+            g.mean_batch,
+            g.max_batch,
+            g.mean_commit_us,
+            g.mean_sync_us
         );
         let labels = [
             "1", "2", "3-4", "5-8", "9-16", "17-32", "33-64", "65-128", "129-256", "257-512",

@@ -21,8 +21,10 @@ pub(crate) struct CommitStats {
     pub(crate) mean_batch: f64,
     /// Largest commit.
     pub(crate) max_batch: u64,
-    /// Mean commit time, microseconds.
+    /// Mean group commit time, microseconds.
     pub(crate) mean_commit_us: f64,
+    /// Mean time of the COMMIT statement (WAL write and sync), microseconds.
+    pub(crate) mean_sync_us: f64,
     /// Commits by size bucket (1, 2, 3-4, 5-8, ...).
     pub(crate) histogram: Vec<u64>,
     /// The target's durability.
@@ -36,6 +38,8 @@ impl CommitStats {
         let requests = self.requests.saturating_sub(before.requests);
         let total_us = self.mean_commit_us * self.commits as f64
             - before.mean_commit_us * before.commits as f64;
+        let sync_us =
+            self.mean_sync_us * self.commits as f64 - before.mean_sync_us * before.commits as f64;
         CommitStats {
             commits,
             requests,
@@ -49,6 +53,11 @@ impl CommitStats {
                 0.0
             } else {
                 total_us / commits as f64
+            },
+            mean_sync_us: if commits == 0 {
+                0.0
+            } else {
+                sync_us / commits as f64
             },
             histogram: self
                 .histogram
@@ -210,6 +219,7 @@ impl Client {
                     mean_batch: w.mean_batch,
                     max_batch: w.max_batch,
                     mean_commit_us: w.mean_commit_us,
+                    mean_sync_us: w.mean_sync_us,
                     histogram: w.batch_histogram,
                     durability: s.durability,
                 })
@@ -226,6 +236,11 @@ impl Client {
                         0.0
                     } else {
                         w.commit_micros as f64 / w.commits as f64
+                    },
+                    mean_sync_us: if w.commits == 0 {
+                        0.0
+                    } else {
+                        w.sync_micros as f64 / w.commits as f64
                     },
                     histogram: w.batch_histogram.to_vec(),
                     durability: s.durability.to_owned(),

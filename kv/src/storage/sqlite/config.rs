@@ -37,7 +37,8 @@ pub struct SqliteConfig {
     pub reader_cache_kib: u64,
     /// Memory-mapped I/O size per connection, bytes (0 disables).
     pub mmap_bytes: u64,
-    /// The checkpointer runs once the WAL holds about this many pages.
+    /// WAL size in pages at which the writer completes a checkpoint so the WAL starts over
+    /// (bounds the WAL file at roughly this many pages).
     pub checkpoint_pages: u32,
 }
 

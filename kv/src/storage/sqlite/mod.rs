@@ -19,10 +19,10 @@ use super::api::{ReadJob, Storage, WriteDone, WriteRequest, WriterStats};
 use crate::clock::{Clock, SystemClock};
 use crate::error::KvError;
 use crate::model::{ActorId, DotIssuer};
-use writer::{BatchLimits, Command, WriterShared};
+use writer::{BatchLimits, Command, WalState, WriterShared};
 
-/// How often the checkpointer looks at the WAL when the writer does not nudge it.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the checkpointer copies new WAL frames into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Threads to join on close.
 #[derive(Debug, Default)]
@@ -74,21 +74,22 @@ impl SqliteStorage {
         let limits = BatchLimits {
             requests: config.max_batch_requests,
             bytes: config.max_batch_bytes,
-            checkpoint_bytes: config.checkpoint_pages as usize * 4096,
+            checkpoint_pages: u64::from(config.checkpoint_pages),
         };
+        let wal = Arc::new(WalState::default());
 
         let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel(1);
         let checkpointer_conn = schema::open_connection(&config, true)?;
+        let checkpointer_wal = Arc::clone(&wal);
         let checkpointer = spawn("kv-checkpoint", move || {
-            checkpoint_loop(checkpointer_conn, checkpoint_rx)
+            checkpoint_loop(checkpointer_conn, checkpoint_rx, &checkpointer_wal)
         })?;
 
         let (writer_tx, writer_rx) = mpsc::channel();
         let issuer = DotIssuer::new(identity.actor, identity.dot_counter);
         let writer_shared = Arc::clone(&shared);
-        let nudge = checkpoint_tx.clone();
         let writer = spawn("kv-writer", move || {
-            writer::run(conn, writer_rx, issuer, &writer_shared, limits, nudge);
+            writer::run(conn, writer_rx, issuer, &writer_shared, limits, &wal);
         })?;
 
         let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
@@ -127,13 +128,14 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
     Ok(std::thread::Builder::new().name(name.to_owned()).spawn(f)?)
 }
 
-/// Copies WAL frames into the database file in the background (PASSIVE: never blocks the writer
-/// or readers), when nudged by the writer or every [`CHECKPOINT_INTERVAL`].
-fn checkpoint_loop(conn: rusqlite::Connection, rx: Receiver<()>) {
+/// Copies WAL frames into the database file in the background, every [`CHECKPOINT_INTERVAL`]
+/// (PASSIVE: never blocks the writer or readers), and reports how far it got. Stops when the
+/// store drops its sender.
+fn checkpoint_loop(conn: rusqlite::Connection, rx: Receiver<()>, wal: &WalState) {
     loop {
         match rx.recv_timeout(CHECKPOINT_INTERVAL) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                if let Err(e) = wal.checkpoint(&conn) {
                     tracing::debug!(error = %e, "checkpoint skipped");
                 }
             }
@@ -196,7 +198,16 @@ impl Storage for SqliteStorage {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        // Writer first: it drains and commits everything queued before Close.
+        // Checkpointer first, so that it cannot hold the checkpoint lock when the writer, after
+        // draining and committing everything queued before Close, truncates the WAL.
+        self.checkpoint_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = threads.checkpointer.take() {
+            let _ = h.join();
+        }
         if let Some(tx) = self
             .writer_tx
             .write()
@@ -205,15 +216,7 @@ impl Storage for SqliteStorage {
         {
             let _ = tx.send(Command::Close);
         }
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(h) = threads.writer.take() {
-            let _ = h.join();
-        }
-        self.checkpoint_tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(h) = threads.checkpointer.take() {
             let _ = h.join();
         }
         self.reader_tx

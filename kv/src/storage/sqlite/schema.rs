@@ -8,7 +8,8 @@
 //! - `objects`: one row per key: the encoded object (siblings with their dots and the causal
 //!   context), a tombstone flag, the sibling count, the latest expiry, the last change, a digest,
 //!   and the key's hash in order-preserving signed form, indexed so that any partition (a
-//!   contiguous hash range) can be listed, hashed and streamed by a range query.
+//!   contiguous hash range) can be listed, hashed and streamed by a range query. The hash index
+//!   holds `khash` alone: an update changes no indexed column, so it rewrites only the row's page.
 //!
 //! Later schema versions (the cluster's durable hints) are added as further steps in
 //! [`MIGRATIONS`], keyed by `PRAGMA user_version`.
@@ -38,7 +39,7 @@ CREATE TABLE objects (
     digest     INTEGER NOT NULL,  -- xxh3 of key and data, for anti-entropy
     data       BLOB NOT NULL      -- the canonical object encoding
 );
-CREATE INDEX objects_by_hash ON objects(khash, digest);
+CREATE INDEX objects_by_hash ON objects(khash);
 CREATE INDEX objects_by_expiry ON objects(expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX objects_tombstones ON objects(updated_at) WHERE tombstone = 1;
 "];

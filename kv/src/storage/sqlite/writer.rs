@@ -8,7 +8,7 @@
 //! the rest of the batch commits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
@@ -45,9 +45,35 @@ pub(crate) struct BatchLimits {
     pub(crate) requests: usize,
     /// Most payload bytes per commit.
     pub(crate) bytes: usize,
-    /// Payload bytes after which the checkpointer is nudged.
-    pub(crate) checkpoint_bytes: usize,
+    /// WAL size (frames) at which the writer finishes a checkpoint itself so the WAL restarts.
+    pub(crate) checkpoint_pages: u64,
 }
+
+/// What the last checkpoint saw, shared by the checkpointer and the writer.
+#[derive(Debug, Default)]
+pub(crate) struct WalState {
+    /// Frames in the WAL.
+    pub(crate) frames: AtomicU64,
+    /// Frames already copied into the database file.
+    pub(crate) backfilled: AtomicU64,
+}
+
+impl WalState {
+    /// Runs a PASSIVE checkpoint on `conn` and records the result.
+    pub(crate) fn checkpoint(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        let (frames, backfilled): (i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })?;
+        self.frames.store(frames.max(0) as u64, Ordering::Relaxed);
+        self.backfilled
+            .store(backfilled.max(0) as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Backlog under which the writer's own checkpoint is cheap (the checkpointer did the rest).
+const CHEAP_BACKLOG: u64 = 2048;
 
 /// Rough payload size of a request, for the batch byte budget.
 fn request_bytes(r: &WriteRequest) -> usize {
@@ -80,9 +106,8 @@ pub(crate) fn run(
     mut issuer: DotIssuer,
     shared: &WriterShared,
     limits: BatchLimits,
-    checkpoint: SyncSender<()>,
+    wal: &WalState,
 ) {
-    let mut since_checkpoint = 0usize;
     let mut closing = false;
     while !closing {
         let Ok(first) = rx.recv() else { break };
@@ -108,11 +133,7 @@ pub(crate) fn run(
         }
         if !batch.is_empty() {
             commit_batch(&conn, &mut issuer, batch, shared);
-            since_checkpoint += bytes;
-            if since_checkpoint >= limits.checkpoint_bytes {
-                since_checkpoint = 0;
-                let _ = checkpoint.try_send(());
-            }
+            finish_checkpoint(&conn, wal, limits.checkpoint_pages);
         }
     }
     // Anything that raced in after Close is refused, never silently dropped.
@@ -124,6 +145,24 @@ pub(crate) fn run(
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "final checkpoint failed; the WAL will be replayed on next open");
+    }
+}
+
+/// Keeps the WAL bounded. The checkpointer thread copies frames concurrently, but under a steady
+/// stream of commits it never catches up with the last frame, and SQLite restarts the WAL only
+/// after a checkpoint that copied everything. So once the WAL is large and the checkpointer has
+/// copied nearly all of it, the writer (between commits, so nothing new arrives) copies the small
+/// rest itself; its next transaction then starts the WAL over. If the checkpointer falls far
+/// behind, the writer does the whole checkpoint rather than let the WAL grow without bound.
+fn finish_checkpoint(conn: &Connection, wal: &WalState, checkpoint_pages: u64) {
+    let frames = wal.frames.load(Ordering::Relaxed);
+    let backlog = frames.saturating_sub(wal.backfilled.load(Ordering::Relaxed));
+    if frames >= checkpoint_pages && (backlog <= CHEAP_BACKLOG || frames >= 8 * checkpoint_pages) {
+        if let Err(e) = wal.checkpoint(conn) {
+            tracing::warn!(error = %e, "writer checkpoint failed");
+        }
+        // Until the checkpointer looks again, assume the WAL restarted.
+        wal.frames.store(0, Ordering::Relaxed);
     }
 }
 
@@ -153,26 +192,36 @@ fn commit_batch(
         let outcome = apply_request(conn, issuer, req);
         outcomes.push((done, outcome));
     }
-    let commit = (|| -> Result<(), KvError> {
+    let commit = (|| -> Result<std::time::Duration, KvError> {
         if issuer.last() != counter_before {
             save_dot_counter(conn, issuer.last())?;
         }
+        let sync_started = Instant::now();
         conn.execute_batch("COMMIT")?;
-        Ok(())
+        Ok(sync_started.elapsed())
     })();
-    if let Err(e) = commit {
-        tracing::error!(error = %e, requests = n_requests, "group commit failed; every request in it fails");
-        let _ = conn.execute_batch("ROLLBACK");
-        for (done, _) in outcomes {
-            done(Err(e.clone()));
+    let sync = match commit {
+        Ok(sync) => sync,
+        Err(e) => {
+            tracing::error!(error = %e, requests = n_requests, "group commit failed; every request in it fails");
+            let _ = conn.execute_batch("ROLLBACK");
+            for (done, _) in outcomes {
+                done(Err(e.clone()));
+            }
+            return;
         }
-        return;
-    }
+    };
     let elapsed = started.elapsed();
     for (done, outcome) in outcomes {
         done(outcome);
     }
-    record(shared, n_requests, n_ops, elapsed.as_micros() as u64);
+    record(
+        shared,
+        n_requests,
+        n_ops,
+        elapsed.as_micros() as u64,
+        sync.as_micros() as u64,
+    );
     metrics::histogram!("kv_group_commit_requests").record(n_requests as f64);
     metrics::histogram!("kv_group_commit_seconds").record(elapsed.as_secs_f64());
     metrics::gauge!("kv_writer_queue_depth").set(shared.queue_depth.load(Ordering::Relaxed) as f64);
@@ -211,7 +260,7 @@ fn apply_request(
 }
 
 /// Updates the counters after a commit.
-fn record(shared: &WriterShared, requests: u64, ops: u64, micros: u64) {
+fn record(shared: &WriterShared, requests: u64, ops: u64, micros: u64, sync_micros: u64) {
     let mut s = shared.stats.lock().unwrap_or_else(PoisonError::into_inner);
     s.commits += 1;
     s.requests += requests;
@@ -219,4 +268,5 @@ fn record(shared: &WriterShared, requests: u64, ops: u64, micros: u64) {
     s.batch_histogram[WriterStats::bucket(requests)] += 1;
     s.max_batch = s.max_batch.max(requests);
     s.commit_micros += micros;
+    s.sync_micros += sync_micros;
 }
