@@ -95,6 +95,7 @@ impl Default for MonotonicClock {
 }
 
 impl Clock for MonotonicClock {
+    #[inline]
     fn now(&self) -> Timestamp {
         let elapsed = self.clock.delta_as_nanos(self.base_raw, self.clock.raw());
         Timestamp(self.base_unix.saturating_add(elapsed))

@@ -61,9 +61,16 @@ impl FixedWindow {
     }
 
     /// Checks `cost` units at `now`; consumes them when allowed. Cost 0 peeks.
+    #[inline]
     pub fn check(&self, state: &mut FixedWindowState, now: Timestamp, cost: u64) -> Decision {
         let now = now.as_nanos();
-        let end = self.window_end(now);
+        // Still inside the counted window: no division needed.
+        let current = now < state.end && now >= state.end - self.window.min(state.end);
+        let end = if current {
+            state.end
+        } else {
+            self.window_end(now)
+        };
         if state.end != end {
             *state = FixedWindowState { end, count: 0 };
         }

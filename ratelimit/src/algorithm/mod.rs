@@ -180,6 +180,7 @@ impl Limit {
 
     /// Checks and (when allowed and `cost > 0`) consumes `cost` units. A state of another
     /// algorithm (the policy changed) is replaced by a fresh one: the counter restarts.
+    #[inline]
     pub fn check(&self, state: &mut State, now: Timestamp, cost: u64) -> Decision {
         match (self, state) {
             (Limit::TokenBucket(l), State::TokenBucket(s)) => l.check(s, now, cost),

@@ -84,6 +84,7 @@ impl SlidingLog {
     }
 
     /// Checks `cost` units at `now`; logs them when allowed. Cost 0 peeks.
+    #[inline]
     pub fn check(&self, state: &mut SlidingLogState, now: Timestamp, cost: u64) -> Decision {
         let now = now.as_nanos();
         self.prune(state, now);

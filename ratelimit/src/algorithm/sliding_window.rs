@@ -72,7 +72,13 @@ impl SlidingWindow {
     }
 
     /// Rolls the state forward to the aligned window containing `now`; returns its start.
+    #[inline]
     fn roll(&self, state: &mut SlidingWindowState, now: u64) -> u64 {
+        let w2 = 2 * self.window;
+        if state.expiry >= w2 && now >= state.expiry - w2 && now < state.expiry - self.window {
+            // Still inside the current window: no division needed.
+            return state.expiry - w2;
+        }
         let start = now - now % self.window;
         let expiry = start.saturating_add(2 * self.window);
         if state.expiry != expiry {
@@ -90,9 +96,20 @@ impl SlidingWindow {
 
     /// `ceil(prev * (window - elapsed) / window)`: the previous window's weight, rounded up so
     /// that rounding never admits more.
+    #[inline]
     fn weighted(&self, prev: u32, elapsed: u64) -> u64 {
-        let num = u128::from(prev) * u128::from(self.window - elapsed);
-        num.div_ceil(u128::from(self.window)) as u64
+        if prev == 0 {
+            return 0;
+        }
+        // u64 arithmetic whenever it fits (windows up to ~4 s at any count, or long windows at
+        // modest counts): a 128-bit division costs several times more.
+        match u64::from(prev).checked_mul(self.window - elapsed) {
+            Some(num) => num.div_ceil(self.window),
+            None => {
+                let num = u128::from(prev) * u128::from(self.window - elapsed);
+                num.div_ceil(u128::from(self.window)) as u64
+            }
+        }
     }
 
     /// The elapsed time within a window from which `ceil(prev * (W - e) / W) <= budget`.
@@ -105,6 +122,7 @@ impl SlidingWindow {
     }
 
     /// Checks `cost` units at `now`; consumes them when allowed. Cost 0 peeks.
+    #[inline]
     pub fn check(&self, state: &mut SlidingWindowState, now: Timestamp, cost: u64) -> Decision {
         let now = now.as_nanos();
         let start = self.roll(state, now);

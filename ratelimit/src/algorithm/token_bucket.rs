@@ -97,13 +97,14 @@ impl TokenBucket {
 
     /// Checks `cost` tokens at `now`; consumes them when allowed. Cost 0 peeks: it reports
     /// whether one token is available and consumes nothing.
+    #[inline]
     pub fn check(&self, state: &mut TokenBucketState, now: Timestamp, cost: u64) -> Decision {
         let now = now.as_nanos();
         let base = state.tat.max(now);
         // Time the bucket is "in debt" at `now`; at most `capacity` by construction.
         let debt = base - now;
-        let available = (self.capacity.saturating_sub(debt)) / self.interval;
         if cost == 0 {
+            let available = (self.capacity - debt) / self.interval;
             return Decision {
                 allowed: available >= 1,
                 limit: self.burst,
@@ -113,12 +114,13 @@ impl TokenBucket {
             };
         }
         if cost > self.burst {
-            return self.denied(debt, available, None);
+            return self.denied(debt, None);
         }
         // cost <= burst, so cost * interval <= capacity: no overflow.
         let need = cost * self.interval;
         if debt + need <= self.capacity {
             state.tat = base + need;
+            // The one division of the admitting path.
             Decision {
                 allowed: true,
                 limit: self.burst,
@@ -127,16 +129,16 @@ impl TokenBucket {
                 retry_after: None,
             }
         } else {
-            self.denied(debt, available, Some(nanos(debt + need - self.capacity)))
+            self.denied(debt, Some(nanos(debt + need - self.capacity)))
         }
     }
 
     /// A rejection: nothing consumed.
-    fn denied(&self, debt: u64, available: u64, retry_after: Option<Duration>) -> Decision {
+    fn denied(&self, debt: u64, retry_after: Option<Duration>) -> Decision {
         Decision {
             allowed: false,
             limit: self.burst,
-            remaining: available,
+            remaining: (self.capacity - debt) / self.interval,
             reset_after: nanos(debt),
             retry_after,
         }

@@ -74,15 +74,17 @@ pub struct StoreStats {
     pub keys: usize,
     /// Bytes of hash tables and slot vectors (capacity, not length).
     pub table_bytes: usize,
-    /// Bytes of key contents.
+    /// Bytes of key contents (keys up to 22 bytes are stored inside the slot, so for them this
+    /// is already counted in `table_bytes`).
     pub key_bytes: usize,
-    /// Bytes of out-of-line state (sliding logs).
+    /// Heap bytes besides the tables: keys longer than 22 bytes and sliding logs.
     pub heap_bytes: usize,
 }
 
 impl StoreStats {
-    /// Table bytes per key: the per-key overhead besides the key itself.
-    pub fn overhead_per_key(&self) -> f64 {
+    /// Bytes per key of everything the store allocated (tables, long keys, logs); short keys
+    /// are included since they live in the slots.
+    pub fn bytes_per_key(&self) -> f64 {
         if self.keys == 0 {
             0.0
         } else {

@@ -1,5 +1,6 @@
 //! The keyed store: per-key state for many keys, sharded and bounded.
 
+mod key;
 mod keyed;
 mod shard;
 

@@ -1,20 +1,21 @@
 //! One shard of the keyed store: a dense slot vector indexed by a hash table of `u32` positions.
 //!
 //! Why not `HashMap<Box<[u8]>, State>`: a hash map sized for 1 M entries has 2 M buckets (load
-//! factor 7/8, power-of-two sizes), and each bucket would be a 40-byte slot. Here each bucket is
-//! 4 bytes plus hashbrown's control byte, and the 40-byte slots sit densely in a `Vec`. Removal
+//! factor 7/8, power-of-two sizes), and each bucket would be a 48-byte slot. Here each bucket is
+//! 4 bytes plus hashbrown's control byte, and the 48-byte slots sit densely in a `Vec`. Removal
 //! swaps the last slot into the hole, so the vector never fragments.
 
 use hashbrown::HashTable;
 
+use super::key::StoreKey;
 use crate::algorithm::State;
 use crate::clock::Timestamp;
 
 /// A key and its state.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    /// The key bytes, owned (one allocation per key).
-    pub(crate) key: Box<[u8]>,
+    /// The key bytes, inline when short.
+    pub(crate) key: StoreKey,
     /// The algorithm state.
     pub(crate) state: State,
 }
@@ -42,7 +43,7 @@ impl Shard {
     pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let slots = &self.slots;
         self.index
-            .find(hash, |&i| *slots[i as usize].key == *key)
+            .find(hash, |&i| slots[i as usize].key.as_bytes() == key)
             .map(|&i| i as usize)
     }
 
@@ -56,24 +57,25 @@ impl Shard {
     ) -> usize {
         let pos = self.slots.len();
         self.slots.push(Slot {
-            key: key.into(),
+            key: StoreKey::new(key),
             state,
         });
         let slots = &self.slots;
-        self.index
-            .insert_unique(hash, pos as u32, |&i| hasher(&slots[i as usize].key));
+        self.index.insert_unique(hash, pos as u32, |&i| {
+            hasher(slots[i as usize].key.as_bytes())
+        });
         pos
     }
 
     /// Removes the slot at `pos`, moving the last slot into its place.
     pub(crate) fn remove_at(&mut self, pos: usize, hasher: &impl Fn(&[u8]) -> u64) -> Slot {
-        let hash = hasher(&self.slots[pos].key);
+        let hash = hasher(self.slots[pos].key.as_bytes());
         if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == pos) {
             entry.remove();
         }
         let last = self.slots.len() - 1;
         if pos != last {
-            let last_hash = hasher(&self.slots[last].key);
+            let last_hash = hasher(self.slots[last].key.as_bytes());
             if let Some(i) = self.index.find_mut(last_hash, |&i| i as usize == last) {
                 *i = pos as u32;
             }
@@ -122,10 +124,13 @@ impl Shard {
         self.index.allocation_size() + self.slots.capacity() * std::mem::size_of::<Slot>()
     }
 
-    /// Bytes of the keys and of out-of-line state (sliding logs).
+    /// Bytes of key contents, and heap bytes of long keys and out-of-line state (sliding logs).
     pub(crate) fn key_and_heap_bytes(&self) -> (usize, usize) {
         self.slots.iter().fold((0, 0), |(k, h), s| {
-            (k + s.key.len(), h + s.state.heap_bytes())
+            (
+                k + s.key.as_bytes().len(),
+                h + s.key.heap_bytes() + s.state.heap_bytes(),
+            )
         })
     }
 }
@@ -155,7 +160,7 @@ mod tests {
             let k = i.to_be_bytes();
             let pos = shard.find(h(&k), &k).unwrap();
             let slot = shard.remove_at(pos, &h);
-            assert_eq!(*slot.key, k);
+            assert_eq!(slot.key.as_bytes(), k);
         }
         for i in 0..100u32 {
             let k = i.to_be_bytes();
@@ -165,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn slot_is_40_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    fn slot_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 48);
     }
 }
