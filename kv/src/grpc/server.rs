@@ -4,8 +4,7 @@ use std::future::Future;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::server::Connected;
+use tonic::transport::server::{Connected, TcpIncoming};
 
 use super::pb;
 use super::service::KvService;
@@ -92,7 +91,8 @@ where
     served.map_err(KvError::from)
 }
 
-/// [`serve`] on a bound TCP listener.
+/// [`serve`] on a bound TCP listener, with `TCP_NODELAY` on every connection (small replies
+/// must not wait for Nagle's algorithm).
 ///
 /// # Errors
 /// As [`serve`].
@@ -105,5 +105,6 @@ where
     S: Storage,
     F: Future<Output = ()>,
 {
-    serve(node, TcpListenerStream::new(listener), shutdown).await
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve(node, incoming, shutdown).await
 }
