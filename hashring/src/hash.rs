@@ -44,6 +44,19 @@ pub(crate) fn mix(a: u64, b: u64) -> u64 {
     xxh3_64_with_seed(&buf, KEY_HASH_SEED)
 }
 
+/// Ranks node `b` (a node hash) for item `a` (a partition number): a cheap integer mixer
+/// (multiply by the golden ratio, then MurmurHash3's 64-bit finaliser) used where the claim scores
+/// every node for every partition, which would cost too much through xxh3. Only relative order
+/// matters, and it is as portable as `key_hash`.
+#[inline]
+#[must_use]
+pub(crate) fn rank(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    z = (z ^ (z >> 33)).wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    z ^ (z >> 33)
+}
+
 /// Maps a uniformly distributed `u64` onto `0..n` without division bias worth measuring and
 /// without a division (Lemire's multiply-shift); `n` must be at least 1.
 #[inline]

@@ -5,6 +5,9 @@ use crate::preference::INLINE_HEAD;
 use crate::topology::Topology;
 use crate::{HashRingError, Node, NodeId, Placement, PreferenceList};
 
+/// Salt of the fallback walk's seed, so each strategy's walk is its own.
+const WALK_SALT: u64 = u64::from_le_bytes(*b"jmp-walk");
+
 /// Jump consistent hash (Lamping & Veach, 2014): no table at all, perfect balance, and the
 /// minimum movement when a node is added at or removed from the **end** of the list.
 ///
@@ -74,7 +77,7 @@ impl Placement for JumpHash {
     fn preference_list_of_hash(&self, hash: u64, n: usize) -> PreferenceList<'_> {
         let mut head = [0u32; INLINE_HEAD];
         head[0] = self.bucket(hash);
-        PreferenceList::from_inline(&self.topo, head, 1, n, mix(hash, 0x6a75_6d70))
+        PreferenceList::from_inline(&self.topo, head, 1, n, mix(hash, WALK_SALT))
     }
 
     fn nodes(&self) -> &[Node] {

@@ -45,20 +45,30 @@
 //! - `preference`: [`PreferenceList`], the allocation-free replica and fallback walk.
 //! - `topology`: the validated, indexed node set and the zone-spread rule (internal).
 //! - `partitioned/`: [`PartitionedRing`], [`RingConfig`], the claim algorithm and [`RingDiff`].
+//! - `token`: [`TokenRing`], the classic ring with virtual nodes (ketama).
 //! - `jump`: [`JumpHash`], jump consistent hash over numbered buckets.
+//! - `rendezvous`: [`Rendezvous`], weighted highest-random-weight hashing in integers.
+//! - `maglev`: [`Maglev`], Google's lookup-table hash.
+//! - `bounded`: [`BoundedLoad`], bounded-load choice over any strategy, for load-aware routing.
 
+mod bounded;
 mod error;
 mod hash;
 mod jump;
+mod maglev;
 mod node;
 mod partitioned;
 mod placement;
 mod preference;
+mod rendezvous;
+mod token;
 mod topology;
 
+pub use bounded::BoundedLoad;
 pub use error::HashRingError;
 pub use hash::{KEY_HASH_SEED, key_hash};
 pub use jump::JumpHash;
+pub use maglev::{MAX_MAGLEV_TABLE, Maglev};
 pub use node::{Node, NodeId};
 pub use partitioned::{
     MAX_PARTITIONS, MAX_REPLICAS, NodeLoad, PARTITIONS_PER_NODE, PartitionId, PartitionMove,
@@ -66,3 +76,5 @@ pub use partitioned::{
 };
 pub use placement::Placement;
 pub use preference::PreferenceList;
+pub use rendezvous::Rendezvous;
+pub use token::TokenRing;

@@ -92,6 +92,17 @@ impl<'a> PreferenceList<'a> {
         Self::build(topo, Head::Inline { buf, len }, n, seed)
     }
 
+    /// The same walk (topology, seed, `n`) behind another computed head, from the start.
+    pub(crate) fn with_head(self, buf: [u32; INLINE_HEAD], len: usize) -> Self {
+        let len = len.min(INLINE_HEAD) as u8;
+        Self::build(
+            self.topo,
+            Head::Inline { buf, len },
+            self.replicas,
+            self.seed,
+        )
+    }
+
     fn build(topo: &'a Topology, head: Head<'a>, n: usize, seed: u64) -> Self {
         Self {
             topo,

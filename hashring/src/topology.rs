@@ -152,6 +152,22 @@ impl Topology {
         &self.nodes[index as usize].id
     }
 
+    /// The member list with `node` added, refusing a duplicate id (for `with_node` helpers).
+    pub(crate) fn plus(&self, node: Node) -> Result<Vec<Node>, HashRingError> {
+        if self.index_of(&node.id).is_some() {
+            return Err(HashRingError::DuplicateNode { node: node.id });
+        }
+        Ok(self.nodes.iter().cloned().chain([node]).collect())
+    }
+
+    /// The member list without `id`, refusing an unknown id (for `without_node` helpers).
+    pub(crate) fn minus(&self, id: &NodeId) -> Result<Vec<Node>, HashRingError> {
+        if self.index_of(id).is_none() {
+            return Err(HashRingError::UnknownNode { node: id.clone() });
+        }
+        Ok(self.nodes.iter().filter(|n| &n.id != id).cloned().collect())
+    }
+
     /// The `k`-th member (0-based) of zone `zone`'s group.
     #[inline]
     pub(crate) fn zone_member(&self, zone: u32, k: u32) -> u32 {

@@ -2,35 +2,52 @@
 //!
 //! One procedure serves construction and every change, so both obey the same rules:
 //!
-//! 1. **Quotas.** Each node is owed `Q * weight / total_weight` slots at every replica position,
-//!    rounded by largest remainder (ties go to the higher node hash). Quotas are therefore nested:
-//!    adding a node only lowers other nodes' quotas, removing one only raises them.
+//! 1. **Quotas and caps.** Each node is owed `quota = Q * weight / total_weight` slots at every
+//!    replica position, rounded by largest remainder (ties to the higher node hash), and may hold
+//!    at most `cap = quota + max(1, quota * SLACK_PERCENT / 100)`.
 //! 2. **Validity.** Every partition's list holds `min(replicas, nodes)` distinct nodes, and each
-//!    prefix is spread over zones as widely as the cluster allows ([`spread_ok`]). A list that
-//!    stopped being valid (a zone appeared) is cleared from its first bad entry on.
-//! 3. **Donation.** Position by position, nodes above quota hand slots to nodes below quota. A
-//!    receiving node takes the slots it scores highest (`mix(partition, node hash)`), so a joining
-//!    node's partitions are scattered over the ring rather than bunched.
-//! 4. **Fill.** Empty slots (a departed node's, or all of them for a new ring) go to the first node
-//!    below quota that keeps the list valid, probing from a per-slot pseudo-random start.
+//!    prefix is spread over zones as widely as the cluster allows ([`spread_ok`]). In a list that
+//!    stopped being valid (a zone appeared), the entries that break the spread are cleared.
+//! 3. **Fill.** Each empty slot (a departed node's, or every slot of a new ring) goes to the node
+//!    that ranks highest for the partition (`rank(partition, node hash)`) among those below cap
+//!    that keep the list valid: rendezvous hashing with bounded loads.
+//! 4. **Donation.** Position by position, a node that joined (or got heavier, or changed zone) and
+//!    is below quota takes slots from the nodes furthest above their quota, choosing among each
+//!    donor's slots the ones it ranks highest (`rank(partition, node hash)`), so its partitions are
+//!    scattered over the ring. It may reorder a list (move up from a later position, or take a
+//!    zone-mate's place) when zone spread forbids a plain replacement.
 //!
-//! Nothing else moves: a join moves only slots the new node takes, a departure only the departed
-//! node's slots (plus, in both cases, the few slots that rounding of quotas shifts). Every step
-//! iterates in index order with integer arithmetic, so the result depends only on the input table
-//! and the node set. See docs/adr/0101-hashring-partitioned-claim.md for why placement is a ring
-//! *value* changed by these steps rather than a function of membership alone.
+//! A join moves only the slots the newcomer takes, a departure only the departed node's slots.
+//! Because the fill is rendezvous-ranked, two rings built from scratch for sets that differ by one
+//! node also stay close (the caps make it a little worse than minimal; docs/benchmarks.md has the
+//! figures). Every step iterates in index order with integer arithmetic, so the result depends only
+//! on the input table and the node set. See docs/adr/0101-hashring-partitioned-claim.md for why a
+//! ring is a value changed by these steps rather than a function of membership alone.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
-use crate::hash::{mix, reduce};
-use crate::topology::{NONE, Topology, spread_ok};
+use crate::hash::rank;
+use crate::topology::{MAX_SPREAD, NONE, Topology, spread_ok};
+
+/// Headroom above quota that the fill may use, in percent of the quota.
+///
+/// Exact quotas would make every node full by the end of a fill, so the last partitions would go
+/// wherever room is left and a one-node change would cascade through many of them. 3% of headroom
+/// keeps peak/mean under 1.04 at 64 partitions per node while letting almost every partition go to
+/// its best-ranked node.
+pub(crate) const SLACK_PERCENT: u32 = 3;
+
+/// How many best-ranked candidates the fill keeps per partition before falling back to a scan.
+const SHORTLIST: usize = 16;
 
 /// Runs the claim over `slots` (`partitions * replicas` node indices, `NONE` for empty) in place.
 ///
-/// `may_take[i]` says whether node `i` may take slots from nodes above quota: the nodes whose
-/// quota grew in this change (new nodes, heavier weights). Nodes that sit below quota only because
-/// zone spread forbids more never take data from bystanders, so a change moves data only to the
-/// nodes it concerns. `None` (a new ring) lets every node take.
+/// `may_take[i]` says whether node `i` may take slots from nodes above quota: nodes that joined,
+/// got heavier or changed zone. Nodes below quota for other reasons (rounding, or zone spread
+/// forbidding more) never take from bystanders, so a change moves data only to the nodes it
+/// concerns. `None` (a new ring, where every slot is empty) means no donation: the fill alone
+/// places every slot, which keeps a new ring a rendezvous-style function of the node set.
 pub(crate) fn claim(
     topo: &Topology,
     partitions: u32,
@@ -38,11 +55,14 @@ pub(crate) fn claim(
     slots: &mut [u32],
     may_take: Option<&[bool]>,
 ) {
-    let mut claim = Claim::new(topo, partitions, replicas);
-    claim.may_take = may_take.map(<[bool]>::to_vec);
+    let mut claim = Claim::new(topo, partitions, replicas, may_take);
     claim.normalise(slots);
+    claim.count(slots);
+    // Fill first: a slot emptied by a departure or by a new zone goes to the node that ranks
+    // highest, or must go to the newcomer, before donation reorders lists around it.
+    claim.fill(slots);
     for position in 0..claim.len {
-        claim.balance_position(slots, position);
+        claim.donate(slots, position);
     }
 }
 
@@ -71,6 +91,12 @@ pub(crate) fn quotas(topo: &Topology, total: u32) -> Vec<u32> {
     quota
 }
 
+/// The most slots per position a node with this quota may hold: `SLACK_PERCENT` more, and at
+/// least one more.
+pub(crate) fn cap(quota: u32) -> u32 {
+    quota + (quota * SLACK_PERCENT / 100).max(1)
+}
+
 struct Claim<'a> {
     topo: &'a Topology,
     partitions: u32,
@@ -78,24 +104,37 @@ struct Claim<'a> {
     /// Positions that hold a node: `min(replicas, nodes)`.
     len: usize,
     quota: Vec<u32>,
-    /// Node indices in `(node_hash, id)` order: the probe sequence of the fill.
-    probe: Vec<u32>,
-    /// Which nodes may take slots by donation (`None`: all).
+    cap: Vec<u32>,
+    /// Which nodes may take slots by donation (`None`: none, for a new ring).
     may_take: Option<Vec<bool>>,
+    /// Slots held per position and node: `count[position * nodes + node]`.
+    count: Vec<u32>,
+    /// Per position, the nodes below cap (any order), so the fill's fallback scan shrinks as
+    /// nodes fill up; `open_at` is each node's index in it (`NONE` when at or above cap).
+    open: Vec<Vec<u32>>,
+    open_at: Vec<u32>,
 }
 
 impl<'a> Claim<'a> {
-    fn new(topo: &'a Topology, partitions: u32, replicas: usize) -> Self {
-        let mut probe: Vec<u32> = (0..topo.len() as u32).collect();
-        probe.sort_by_key(|&i| (topo.node_hash[i as usize], &topo.nodes[i as usize].id));
+    fn new(
+        topo: &'a Topology,
+        partitions: u32,
+        replicas: usize,
+        may_take: Option<&[bool]>,
+    ) -> Self {
+        let quota = quotas(topo, partitions);
+        let len = replicas.min(topo.len());
         Self {
             topo,
             partitions,
             replicas,
-            len: replicas.min(topo.len()),
-            quota: quotas(topo, partitions),
-            probe,
-            may_take: None,
+            len,
+            cap: quota.iter().map(|&q| cap(q)).collect(),
+            quota,
+            may_take: may_take.map(<[bool]>::to_vec),
+            count: vec![0; len * topo.len()],
+            open: Vec::new(),
+            open_at: Vec::new(),
         }
     }
 
@@ -107,24 +146,67 @@ impl<'a> Claim<'a> {
         &mut slots[p * self.replicas..(p + 1) * self.replicas]
     }
 
-    /// Step 2: lists fit in `len` positions and are spread validly; bad suffixes are cleared.
+    fn count_at(&self, position: usize, node: u32) -> u32 {
+        self.count[position * self.topo.len() + node as usize]
+    }
+
+    fn bump(&mut self, position: usize, node: u32, up: bool) {
+        let at = position * self.topo.len() + node as usize;
+        if up {
+            self.count[at] += 1;
+        } else {
+            self.count[at] -= 1;
+        }
+        if self.open.is_empty() {
+            return;
+        }
+        let below_cap = self.count[at] < self.cap[node as usize];
+        let listed = self.open_at[at] != NONE;
+        if below_cap && !listed {
+            self.open_at[at] = self.open[position].len() as u32;
+            self.open[position].push(node);
+        } else if !below_cap && listed {
+            let i = self.open_at[at] as usize;
+            self.open[position].swap_remove(i);
+            if let Some(&moved) = self.open[position].get(i) {
+                self.open_at[position * self.topo.len() + moved as usize] = i as u32;
+            }
+            self.open_at[at] = NONE;
+        }
+    }
+
+    /// Step 2: lists fit in `len` positions and are spread validly; offending entries are cleared.
     fn normalise(&self, slots: &mut [u32]) {
         for p in 0..self.partitions as usize {
             let len = self.len;
             let list = self.list_mut(slots, p);
             if list[len..].iter().any(|&n| n != NONE) {
                 // The cluster shrank below the replica count: close the gaps, keeping order.
-                let mut kept = [NONE; crate::topology::MAX_SPREAD];
+                let mut kept = [NONE; MAX_SPREAD];
                 for (k, &n) in list.iter().filter(|&&n| n != NONE).enumerate() {
                     kept[k] = n;
                 }
                 list.copy_from_slice(&kept[..list.len()]);
             }
+            // Drop the first entry that breaks the spread; the fill then puts a node of an
+            // under-used zone in its place (clearing later entries only if no node can make the
+            // whole list valid), and nothing else in the list moves.
             if !spread_ok(self.topo, list.iter().copied()) {
                 let bad = (1..=list.len())
                     .find(|&m| !spread_ok(self.topo, list[..m].iter().copied()))
                     .unwrap_or(list.len());
-                list[bad - 1..].fill(NONE);
+                list[bad - 1] = NONE;
+            }
+        }
+    }
+
+    fn count(&mut self, slots: &[u32]) {
+        for p in 0..self.partitions as usize {
+            for position in 0..self.len {
+                let n = slots[p * self.replicas + position];
+                if n != NONE {
+                    self.bump(position, n, true);
+                }
             }
         }
     }
@@ -134,7 +216,7 @@ impl<'a> Claim<'a> {
     fn admits(&self, list: &[u32], position: usize, node: u32, reorder: bool) -> Admit {
         let len = list.len();
         let valid = |trial: &[u32]| spread_ok(self.topo, trial[..len].iter().copied());
-        let mut trial = [NONE; crate::topology::MAX_SPREAD];
+        let mut trial = [NONE; MAX_SPREAD];
         trial[..len].copy_from_slice(list);
         match list.iter().position(|&n| n == node) {
             Some(k) if k <= position || !reorder => Admit::No,
@@ -173,123 +255,215 @@ impl<'a> Claim<'a> {
         }
     }
 
-    /// Steps 3 and 4 for one replica position.
-    fn balance_position(&self, slots: &mut [u32], position: usize) {
-        let mut count = vec![0u32; self.topo.len()];
-        for p in 0..self.partitions as usize {
-            let n = self.list(slots, p)[position];
-            if n != NONE {
-                count[n as usize] += 1;
-            }
-        }
-        self.donate(slots, position, &mut count);
-        self.fill(slots, position, &mut count);
+    /// How far above quota a node is, as a comparable fixed-point ratio `count / quota`.
+    fn fullness(&self, position: usize, node: u32) -> u64 {
+        (u64::from(self.count_at(position, node)) << 32)
+            / u64::from(self.quota[node as usize].max(1))
     }
 
-    fn donate(&self, slots: &mut [u32], position: usize, count: &mut [u32]) {
-        let over = |count: &[u32], n: u32| count[n as usize] > self.quota[n as usize];
-        let mut under: Vec<u32> = (0..self.topo.len() as u32)
-            .filter(|&n| count[n as usize] < self.quota[n as usize])
-            .filter(|&n| self.may_take.as_ref().is_none_or(|m| m[n as usize]))
+    /// Step 4 for one position.
+    fn donate(&mut self, slots: &mut [u32], position: usize) {
+        let mut takers: Vec<u32> = (0..self.topo.len() as u32)
+            .filter(|&n| self.count_at(position, n) < self.quota[n as usize])
+            .filter(|&n| self.may_take.as_ref().is_some_and(|m| m[n as usize]))
             .collect();
-        if under.is_empty() || !(0..self.topo.len() as u32).any(|n| over(count, n)) {
+        let anyone_over = (0..self.topo.len() as u32)
+            .any(|n| self.count_at(position, n) > self.quota[n as usize]);
+        if takers.is_empty() || !anyone_over {
             return;
         }
-        // Neediest first, so rounding leftovers never starve a joining node.
-        under.sort_by_key(|&n| {
+        // Neediest first, so a joining node is served before rounding leftovers.
+        takers.sort_by_key(|&n| {
             (
-                std::cmp::Reverse(self.quota[n as usize] - count[n as usize]),
+                Reverse(self.quota[n as usize] - self.count_at(position, n)),
                 self.topo.node_hash[n as usize],
             )
         });
-        for taker in under {
-            let mut offers: Vec<(u64, u32)> = (0..self.partitions)
-                .filter(|&p| {
-                    let holder = self.list(slots, p as usize)[position];
-                    holder != NONE && over(count, holder)
-                })
-                .map(|p| (mix(u64::from(p), self.topo.node_hash[taker as usize]), p))
-                .collect();
-            offers.sort_unstable_by(|a, b| b.cmp(a));
-            for (_, p) in offers {
-                if count[taker as usize] >= self.quota[taker as usize] {
-                    break;
-                }
-                let list = self.list(slots, p as usize);
-                let holder = list[position];
-                if !over(count, holder) {
-                    continue;
-                }
-                let admit = self.admits(list, position, taker, true);
-                let list = self.list_mut(slots, p as usize);
-                match admit {
-                    Admit::No => continue,
-                    Admit::Replace => list[position] = taker,
-                    Admit::Swap(k) | Admit::Displace(k) => {
-                        list[k] = holder;
-                        list[position] = taker;
-                    }
-                }
-                count[holder as usize] -= 1;
-                count[taker as usize] += 1;
+        for taker in takers {
+            self.take(slots, position, taker);
+        }
+    }
+
+    /// `taker` takes slots at `position` until it reaches quota or no donor can give.
+    fn take(&mut self, slots: &mut [u32], position: usize, taker: u32) {
+        let over = |c: &Self, n: u32| c.count_at(position, n) > c.quota[n as usize];
+        let taker_hash = self.topo.node_hash[taker as usize];
+        // Every slot held above quota, grouped by donor, best-ranked for the taker first.
+        let mut offers: Vec<(u32, Reverse<u64>, u32)> = (0..self.partitions)
+            .filter_map(|p| {
+                let holder = self.list(slots, p as usize)[position];
+                (holder != NONE && over(self, holder))
+                    .then(|| (holder, Reverse(rank(u64::from(p), taker_hash)), p))
+            })
+            .collect();
+        if offers.is_empty() {
+            return;
+        }
+        offers.sort_unstable();
+        // Start of each donor's run in `offers`, and a cursor into it.
+        let mut runs: Vec<(u32, usize, usize)> = Vec::new();
+        for (i, &(holder, _, _)) in offers.iter().enumerate() {
+            if runs.last().is_none_or(|r| r.0 != holder) {
+                runs.push((holder, i, i));
+            }
+            if let Some(run) = runs.last_mut() {
+                run.2 = i + 1;
+            }
+        }
+        // Fullest donor first; ties to the higher node hash.
+        let mut heap: BinaryHeap<(u64, u64, usize)> = runs
+            .iter()
+            .enumerate()
+            .map(|(r, &(holder, _, _))| {
+                (
+                    self.fullness(position, holder),
+                    self.topo.node_hash[holder as usize],
+                    r,
+                )
+            })
+            .collect();
+        while self.count_at(position, taker) < self.quota[taker as usize] {
+            let Some((_, hash, r)) = heap.pop() else {
+                return;
+            };
+            let (holder, ref mut cursor, end) = runs[r];
+            let mut given = false;
+            while *cursor < end && !given {
+                let p = offers[*cursor].2 as usize;
+                *cursor += 1;
+                given = self.give(slots, p, position, holder, taker);
+            }
+            if given && over(self, holder) && runs[r].1 < end {
+                heap.push((self.fullness(position, holder), hash, r));
             }
         }
     }
 
-    fn fill(&self, slots: &mut [u32], position: usize, count: &mut [u32]) {
-        let nodes = self.topo.len();
+    /// Moves slot (`p`, `position`) from `holder` to `taker` if the list admits it.
+    fn give(
+        &mut self,
+        slots: &mut [u32],
+        p: usize,
+        position: usize,
+        holder: u32,
+        taker: u32,
+    ) -> bool {
+        let admit = self.admits(self.list(slots, p), position, taker, true);
+        let list = self.list_mut(slots, p);
+        match admit {
+            Admit::No => return false,
+            Admit::Replace => list[position] = taker,
+            Admit::Swap(k) | Admit::Displace(k) => {
+                let moved_out = list[k];
+                list[k] = holder;
+                list[position] = taker;
+                self.bump(k, moved_out, false);
+                self.bump(k, holder, true);
+            }
+        }
+        self.bump(position, holder, false);
+        self.bump(position, taker, true);
+        true
+    }
+
+    /// Step 3: every empty slot, partition by partition, position by position.
+    fn fill(&mut self, slots: &mut [u32]) {
+        let nodes = self.topo.len() as u32;
+        self.open_at = vec![NONE; self.count.len()];
+        self.open = (0..self.len)
+            .map(|position| {
+                let open: Vec<u32> = (0..nodes)
+                    .filter(|&n| self.count_at(position, n) < self.cap[n as usize])
+                    .collect();
+                for (i, &n) in open.iter().enumerate() {
+                    self.open_at[position * nodes as usize + n as usize] = i as u32;
+                }
+                open
+            })
+            .collect();
+        let mut shortlist: Vec<(u64, u32)> = Vec::with_capacity(SHORTLIST + 1);
         for p in 0..self.partitions as usize {
-            if self.list(slots, p)[position] != NONE {
+            if !self.list(slots, p)[..self.len].contains(&NONE) {
                 continue;
             }
-            let start = reduce(mix(p as u64, position as u64), nodes as u64) as usize;
-            let mut chosen = self.pick(slots, p, position, start, count);
-            if chosen.is_none() {
-                // The later entries leave no valid choice here: re-place them after this one.
-                self.list_mut(slots, p)[position + 1..].fill(NONE);
-                chosen = self.pick(slots, p, position, start, count);
+            // The partition's best-ranked nodes, highest first.
+            shortlist.clear();
+            for node in 0..nodes {
+                let score = rank(p as u64, self.topo.node_hash[node as usize]);
+                if shortlist.len() < SHORTLIST || score > shortlist[SHORTLIST - 1].0 {
+                    let at = shortlist.partition_point(|&(s, _)| s > score);
+                    shortlist.insert(at, (score, node));
+                    shortlist.truncate(SHORTLIST);
+                }
             }
-            if let Some(node) = chosen {
-                self.list_mut(slots, p)[position] = node;
-                count[node as usize] += 1;
+            for position in 0..self.len {
+                if self.list(slots, p)[position] != NONE {
+                    continue;
+                }
+                let mut chosen = self.pick(slots, p, position, &shortlist);
+                if chosen.is_none() {
+                    // The later entries leave no valid choice here: re-place them after this one.
+                    for k in position + 1..self.len {
+                        let n = self.list(slots, p)[k];
+                        if n != NONE {
+                            self.bump(k, n, false);
+                            self.list_mut(slots, p)[k] = NONE;
+                        }
+                    }
+                    chosen = self.pick(slots, p, position, &shortlist);
+                }
+                if let Some(node) = chosen {
+                    self.list_mut(slots, p)[position] = node;
+                    self.bump(position, node, true);
+                }
             }
         }
     }
 
-    /// The node for empty slot (`p`, `position`): the first node in probe order below quota that
-    /// the list admits, else the admitted node furthest below (or least above) its quota.
+    /// The node for empty slot (`p`, `position`): the best-ranked admitted node below cap, else the
+    /// admitted node least full relative to its cap.
     fn pick(
         &self,
         slots: &[u32],
         p: usize,
         position: usize,
-        start: usize,
-        count: &[u32],
+        shortlist: &[(u64, u32)],
     ) -> Option<u32> {
         let list = self.list(slots, p);
-        let nodes = self.probe.len();
-        let mut best: Option<u32> = None;
-        for step in 0..nodes {
-            let node = self.probe[(start + step) % nodes];
-            if !matches!(self.admits(list, position, node, false), Admit::Replace) {
-                continue;
-            }
-            if count[node as usize] < self.quota[node as usize] {
-                return Some(node);
-            }
-            if best.is_none_or(|b| self.fuller(count, b, node) == Ordering::Greater) {
-                best = Some(node);
+        let fits = |node: u32| {
+            self.count_at(position, node) < self.cap[node as usize]
+                && matches!(self.admits(list, position, node, false), Admit::Replace)
+        };
+        if let Some(&(_, node)) = shortlist.iter().find(|&&(_, n)| fits(n)) {
+            return Some(node);
+        }
+        // Highest rank wins; equal ranks go to the lower index, whatever order `open` is in.
+        let mut best: Option<(u64, Reverse<u32>)> = None;
+        for &node in &self.open[position] {
+            let key = (
+                rank(p as u64, self.topo.node_hash[node as usize]),
+                Reverse(node),
+            );
+            if best.is_none_or(|b| key > b) && fits(node) {
+                best = Some(key);
             }
         }
-        best
-    }
-
-    /// Compares how full two nodes are relative to their quotas (no floats: cross-multiplied).
-    fn fuller(&self, count: &[u32], a: u32, b: u32) -> Ordering {
-        let (a, b) = (a as usize, b as usize);
-        let lhs = u64::from(count[a] + 1) * u64::from(self.quota[b] + 1);
-        let rhs = u64::from(count[b] + 1) * u64::from(self.quota[a] + 1);
-        lhs.cmp(&rhs)
+        if let Some((_, Reverse(node))) = best {
+            return Some(node);
+        }
+        let nodes = self.topo.len() as u32;
+        // Every admitted node is at cap (zone spread concentrates load): least full wins.
+        let mut least: Option<(u64, u32)> = None;
+        for node in 0..nodes {
+            let full = (u64::from(self.count_at(position, node)) << 32)
+                / u64::from(self.cap[node as usize].max(1));
+            if least.is_none_or(|(f, _)| full < f)
+                && matches!(self.admits(list, position, node, false), Admit::Replace)
+            {
+                least = Some((full, node));
+            }
+        }
+        least.map(|(_, node)| node)
     }
 }
 

@@ -5,7 +5,7 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-use super::claim::{claim, quotas};
+use super::claim::claim;
 use super::config::RingConfig;
 use crate::hash::{key_hash, mix};
 use crate::topology::{NONE, Topology};
@@ -169,17 +169,13 @@ impl PartitionedRing {
             .iter()
             .map(|&n| if n == NONE { NONE } else { remap[n as usize] })
             .collect();
-        // Only nodes whose quota grew may take data from others (see `claim`).
-        let old_quota = quotas(&self.topo, self.config.partitions);
-        let new_quota = quotas(&topo, self.config.partitions);
+        // Only nodes this change concerns may take slots from others (see `claim`).
         let may_take: Vec<bool> = topo
             .nodes
             .iter()
-            .zip(&new_quota)
-            .map(|(node, &q)| {
-                self.topo
-                    .index_of(&node.id)
-                    .is_none_or(|old| q > old_quota[old as usize])
+            .map(|node| {
+                self.node(&node.id)
+                    .is_none_or(|old| node.weight > old.weight || node.zone != old.zone)
             })
             .collect();
         claim(
@@ -245,6 +241,12 @@ impl PartitionedRing {
     #[must_use]
     pub fn replica_count(&self) -> usize {
         self.config.replicas.min(self.topo.len())
+    }
+
+    /// The members, sorted by id (also available through [`Placement::nodes`]).
+    #[must_use]
+    pub fn nodes(&self) -> &[Node] {
+        &self.topo.nodes
     }
 
     /// The member with this id.
