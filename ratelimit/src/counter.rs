@@ -68,9 +68,9 @@ impl Counter {
     ///
     /// # Errors
     /// Only a cluster can fail, when neither an owner nor any fallback is reachable.
-    pub async fn apply(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, Error> {
+    pub async fn apply(&self, ops: &[Op]) -> Result<Vec<OpResult>, Error> {
         match self {
-            Counter::Local(local) => Ok(local.apply(&ops)),
+            Counter::Local(local) => Ok(local.apply(ops)),
             Counter::Cluster(cluster) => cluster.apply(ops).await,
         }
     }

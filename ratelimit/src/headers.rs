@@ -49,7 +49,14 @@ fn sf_string(name: &str) -> String {
 /// `"name";q=..;w=..`
 pub fn policy_value(name: &str, limit: &Limit) -> String {
     let (quota, window) = match limit {
-        Limit::TokenBucket(tb) => (tb.burst(), tb.interval() * tb.burst() as u32),
+        // The time to refill a whole burst: burst * period / rate, computed exactly.
+        Limit::TokenBucket(tb) => {
+            let nanos = u128::from(tb.burst()) * tb.period().as_nanos() / u128::from(tb.rate());
+            (
+                tb.burst(),
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)),
+            )
+        }
         other => (other.requests(), other.window()),
     };
     format!(
@@ -117,5 +124,11 @@ mod tests {
         assert_eq!(sf_string("a\"b\n"), "\"a\\\"b_\"");
         let tb = Limit::new(Algorithm::TokenBucket, 10, Duration::from_secs(1), Some(20)).unwrap();
         assert_eq!(policy_value("p", &tb), "\"p\";q=20;w=2");
+        let tb = Limit::new(Algorithm::TokenBucket, 3, Duration::from_secs(10), Some(3)).unwrap();
+        assert_eq!(
+            policy_value("p", &tb),
+            "\"p\";q=3;w=10",
+            "no rounding artefact"
+        );
     }
 }

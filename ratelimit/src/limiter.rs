@@ -26,12 +26,18 @@ pub struct RateLimiter {
     policies: Arc<Policies>,
     /// Where counters live.
     counter: Counter,
+    /// Metric handles per domain.
+    metrics: metrics::Recorder,
 }
 
 impl RateLimiter {
     /// A limiter over any counter (local or cluster).
     pub fn new(policies: Arc<Policies>, counter: Counter) -> Self {
-        RateLimiter { policies, counter }
+        RateLimiter {
+            policies,
+            counter,
+            metrics: metrics::Recorder::default(),
+        }
     }
 
     /// A single-node limiter.
@@ -59,18 +65,18 @@ impl RateLimiter {
         let results = if plan.ops.is_empty() {
             Vec::new()
         } else {
-            self.counter.apply(plan.ops.clone()).await?
+            self.counter.apply(&plan.ops).await?
         };
         let outcome = plan.outcome(&results);
         let undo = plan.rollback(&outcome, &results);
         // If the rollback fails the request is rejected anyway; the admitted descriptors keep
         // their hits (over-counting, the safe direction).
         if !undo.is_empty()
-            && let Err(e) = self.counter.apply(undo).await
+            && let Err(e) = self.counter.apply(&undo).await
         {
             tracing::warn!(error = %e, "could not roll back a rejected request");
         }
-        metrics::record_check(&plan, &outcome);
+        self.metrics.record_check(&plan, &outcome);
         Ok(outcome)
     }
 
@@ -88,7 +94,7 @@ impl RateLimiter {
             cost: 0,
         };
         let plan = plan(&self.policies, &req)?;
-        let results = self.counter.apply(plan.ops.clone()).await?;
+        let results = self.counter.apply(&plan.ops).await?;
         let outcome = plan.outcome(&results);
         let d = outcome.descriptors[0];
         Ok(Inspection {
@@ -111,7 +117,7 @@ impl RateLimiter {
         for op in &mut plan.ops {
             op.kind = OpKind::Reset;
         }
-        let results = self.counter.apply(plan.ops).await?;
+        let results = self.counter.apply(&plan.ops).await?;
         Ok(results.iter().any(|r| r.existed))
     }
 }

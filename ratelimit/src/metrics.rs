@@ -11,35 +11,85 @@
 //! | `ratelimit_forwarded_total` | counter | operations forwarded to a key's owner |
 //! | `ratelimit_peer_failures_total` | counter | forwards that failed (owner treated as down) |
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use metrics::Counter;
+
 use crate::check::{CheckOutcome, Plan};
 
 /// Share of the limit under which an admitted hit counts as "near limit" (Envoy uses 80% used).
 const NEAR_LIMIT_REMAINING: f64 = 0.2;
 
-/// Records one finished check.
-pub(crate) fn record_check(plan: &Plan, outcome: &CheckOutcome) {
-    let domain = plan.domain.clone();
-    let hits: u64 = plan.ops.iter().map(|o| o.cost).sum();
-    metrics::counter!("ratelimit_hits_total", "domain" => domain.clone()).increment(hits);
-    let (mut over, mut near, mut shadow) = (0u64, 0u64, 0u64);
-    for d in &outcome.descriptors {
-        let Some(decision) = d.decision else { continue };
-        if !decision.allowed && d.shadow {
-            shadow += 1;
-        } else if !decision.allowed {
-            over += 1;
-        } else if (decision.remaining as f64) < decision.limit as f64 * NEAR_LIMIT_REMAINING {
-            near += 1;
+/// The counters of one domain, registered once: looking a labelled counter up in the recorder
+/// on every request would cost more than the rate-limit check itself.
+#[derive(Debug)]
+struct DomainCounters {
+    /// `ratelimit_hits_total`.
+    hits: Counter,
+    /// `ratelimit_over_limit_total`.
+    over: Counter,
+    /// `ratelimit_near_limit_total`.
+    near: Counter,
+    /// `ratelimit_shadow_mode_total`.
+    shadow: Counter,
+}
+
+impl DomainCounters {
+    /// Registers the counters of `domain` with the installed recorder.
+    fn register(domain: &str) -> Self {
+        let d = domain.to_owned();
+        DomainCounters {
+            hits: metrics::counter!("ratelimit_hits_total", "domain" => d.clone()),
+            over: metrics::counter!("ratelimit_over_limit_total", "domain" => d.clone()),
+            near: metrics::counter!("ratelimit_near_limit_total", "domain" => d.clone()),
+            shadow: metrics::counter!("ratelimit_shadow_mode_total", "domain" => d),
         }
     }
-    if over > 0 {
-        metrics::counter!("ratelimit_over_limit_total", "domain" => domain.clone()).increment(over);
+}
+
+/// Counter handles by domain. Only domains that passed validation reach it, so it is bounded
+/// by the policy (plus overrides).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Recorder {
+    /// Domain -> its counters.
+    domains: Arc<RwLock<HashMap<String, Arc<DomainCounters>>>>,
+}
+
+impl Recorder {
+    /// The counters of `domain`, registered on first use.
+    fn domain(&self, domain: &str) -> Arc<DomainCounters> {
+        if let Some(c) = self
+            .domains
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(domain)
+        {
+            return c.clone();
+        }
+        self.domains
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(domain.to_owned())
+            .or_insert_with(|| Arc::new(DomainCounters::register(domain)))
+            .clone()
     }
-    if near > 0 {
-        metrics::counter!("ratelimit_near_limit_total", "domain" => domain.clone()).increment(near);
-    }
-    if shadow > 0 {
-        metrics::counter!("ratelimit_shadow_mode_total", "domain" => domain).increment(shadow);
+
+    /// Records one finished check.
+    pub(crate) fn record_check(&self, plan: &Plan, outcome: &CheckOutcome) {
+        let counters = self.domain(&plan.domain);
+        let hits: u64 = plan.ops.iter().map(|o| o.cost).sum();
+        counters.hits.increment(hits);
+        for d in &outcome.descriptors {
+            let Some(decision) = d.decision else { continue };
+            if !decision.allowed && d.shadow {
+                counters.shadow.increment(1);
+            } else if !decision.allowed {
+                counters.over.increment(1);
+            } else if (decision.remaining as f64) < decision.limit as f64 * NEAR_LIMIT_REMAINING {
+                counters.near.increment(1);
+            }
+        }
     }
 }
 

@@ -18,7 +18,6 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Channel, Endpoint};
 
 use ringkit_ratelimit::RateLimiter;
@@ -294,7 +293,7 @@ async fn start_node(
         if let Err(e) = serve(
             limiter,
             ServeOptions::default(),
-            TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await

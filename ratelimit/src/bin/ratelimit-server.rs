@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use serde::Deserialize;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use ringkit_ratelimit::RateLimiter;
 use ringkit_ratelimit::clock::{Clock, MonotonicClock};
@@ -194,7 +193,7 @@ async fn main() -> anyhow::Result<()> {
         admin: !(args.no_admin || file.no_admin),
         ..ServeOptions::default()
     };
-    let incoming = TcpListenerStream::new(listener);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     serve(limiter, options, incoming, shutdown_signal()).await?;
     maintenance.shutdown().await;
     tracing::info!("ratelimit-server stopped");

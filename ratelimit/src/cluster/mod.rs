@@ -97,7 +97,7 @@ impl Cluster {
     ///
     /// # Errors
     /// Never in practice: the last resort is this node's own store.
-    pub async fn apply(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, Error> {
+    pub async fn apply(&self, ops: &[Op]) -> Result<Vec<OpResult>, Error> {
         let mut results: Vec<Option<OpResult>> = vec![None; ops.len()];
         let mut todo: Vec<usize> = (0..ops.len()).collect();
         // Each round either finishes ops or marks a node down; there are finitely many nodes.

@@ -14,7 +14,6 @@ use ringkit_ratelimit::store::KeyedStore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// A policy used by most tests: long windows so that wall-clock time never matters.
 pub const POLICY: &str = r#"
@@ -111,7 +110,7 @@ pub fn start_with(listener: TcpListener, limiter: RateLimiter) -> TestNode {
         serve(
             l,
             ServeOptions::default(),
-            TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async {
                 let _ = stopped.await;
             },
