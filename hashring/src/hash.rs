@@ -57,6 +57,56 @@ pub(crate) fn rank(a: u64, b: u64) -> u64 {
     z ^ (z >> 33)
 }
 
+/// `log2(1 + i / 256)` in 16.16 fixed point for `i` in `0..=256`, computed at compile time by
+/// the integer squaring method (see [`log2_q16`]).
+const LOG2_TABLE: [u32; 257] = {
+    let mut table = [0u32; 257];
+    let mut i = 0;
+    while i <= 256 {
+        // Mantissa 1 + i/256 with 62 fractional bits.
+        let mut m: u128 = (1u128 << 62) + ((i as u128) << 54);
+        if i == 256 {
+            table[i] = 1 << 16;
+        } else {
+            let mut frac = 0u32;
+            let mut bit = 16;
+            while bit > 0 {
+                bit -= 1;
+                m = (m * m) >> 62;
+                if m >= 1u128 << 63 {
+                    m >>= 1;
+                    frac |= 1 << bit;
+                }
+            }
+            table[i] = frac;
+        }
+        i += 1;
+    }
+    table
+};
+
+/// `log2(h)` in 16.16 fixed point for `h >= 1`: the exponent from the leading zeros, the
+/// mantissa's logarithm from [`LOG2_TABLE`] with linear interpolation (error under 2^-15).
+#[inline]
+pub(crate) fn log2_q16(h: u64) -> u32 {
+    let h = h.max(1);
+    let exponent = 63 - h.leading_zeros();
+    let fraction = h << h.leading_zeros() << 1;
+    let i = (fraction >> 56) as usize;
+    let r = ((fraction >> 40) & 0xFFFF) as u32;
+    let (lo, hi) = (LOG2_TABLE[i], LOG2_TABLE[i + 1]);
+    (exponent << 16) + lo + (((hi - lo) * r) >> 16)
+}
+
+/// Weighted rendezvous score of a uniform `u64` for a node of weight `weight`: a monotone
+/// fixed-point form of `weight / -log2(h / 2^64)` (the logarithmic method), in integers only.
+/// Comparing these scores picks each node with probability proportional to its weight.
+#[inline]
+pub(crate) fn weighted_score(h: u64, weight: u32) -> u128 {
+    let neg_log2 = ((64u64 << 16) - u64::from(log2_q16(h))).max(1);
+    (u128::from(weight) << 64) / u128::from(neg_log2)
+}
+
 /// Maps a uniformly distributed `u64` onto `0..n` without division bias worth measuring and
 /// without a division (Lemire's multiply-shift); `n` must be at least 1.
 #[inline]
@@ -72,6 +122,18 @@ mod tests {
     #[test]
     fn seed_spells_ringkit1() {
         assert_eq!(KEY_HASH_SEED.to_le_bytes(), *b"ringkit1");
+    }
+
+    #[test]
+    fn log2_q16_is_close_to_the_real_logarithm() {
+        for h in [1u64, 2, 3, 1000, 1 << 40, 0x9E37_79B9_7F4A_7C15, u64::MAX] {
+            let exact = (h as f64).log2();
+            let got = f64::from(log2_q16(h)) / 65_536.0;
+            assert!(
+                (exact - got).abs() < 1.0 / 32_768.0,
+                "{h}: {got} vs {exact}"
+            );
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!    prefix is spread over zones as widely as the cluster allows ([`spread_ok`]). In a list that
 //!    stopped being valid (a zone appeared), the entries that break the spread are cleared.
 //! 3. **Fill.** Each empty slot (a departed node's, or every slot of a new ring) goes to the node
-//!    that ranks highest for the partition (`rank(partition, node hash)`) among those below cap
-//!    that keep the list valid: rendezvous hashing with bounded loads.
+//!    that ranks highest for the partition among those below cap that keep the list valid:
+//!    weighted rendezvous hashing (`weight / -log2(rank(partition, node hash) / 2^64)`, in
+//!    fixed point) with bounded loads.
 //! 4. **Donation.** Position by position, a node that joined (or got heavier, or changed zone) and
 //!    is below quota takes slots from the nodes furthest above their quota, choosing among each
 //!    donor's slots the ones it ranks highest (`rank(partition, node hash)`), so its partitions are
@@ -27,7 +28,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::hash::rank;
+use crate::hash::{rank, weighted_score};
 use crate::topology::{MAX_SPREAD, NONE, Topology, spread_ok};
 
 /// Headroom above quota that the fill may use, in percent of the quota.
@@ -109,6 +110,9 @@ struct Claim<'a> {
     may_take: Option<Vec<bool>>,
     /// Slots held per position and node: `count[position * nodes + node]`.
     count: Vec<u32>,
+    /// Whether every node has the same weight: then the fill ranks by the raw `rank`, otherwise
+    /// by the weighted rendezvous score of that rank.
+    uniform: bool,
     /// Per position, the nodes below cap (any order), so the fill's fallback scan shrinks as
     /// nodes fill up; `open_at` is each node's index in it (`NONE` when at or above cap).
     open: Vec<Vec<u32>>,
@@ -135,6 +139,7 @@ impl<'a> Claim<'a> {
             count: vec![0; len * topo.len()],
             open: Vec::new(),
             open_at: Vec::new(),
+            uniform: topo.nodes.windows(2).all(|w| w[0].weight == w[1].weight),
         }
     }
 
@@ -144,6 +149,17 @@ impl<'a> Claim<'a> {
 
     fn list_mut<'s>(&self, slots: &'s mut [u32], p: usize) -> &'s mut [u32] {
         &mut slots[p * self.replicas..(p + 1) * self.replicas]
+    }
+
+    /// How much `node` wants partition `p` in the fill: weighted rendezvous, so that before caps
+    /// bite each node's share already follows its weight.
+    fn preference(&self, p: usize, node: u32) -> u128 {
+        let r = rank(p as u64, self.topo.node_hash[node as usize]);
+        if self.uniform {
+            u128::from(r)
+        } else {
+            weighted_score(r, self.topo.nodes[node as usize].weight)
+        }
     }
 
     fn count_at(&self, position: usize, node: u32) -> u32 {
@@ -381,7 +397,7 @@ impl<'a> Claim<'a> {
                 open
             })
             .collect();
-        let mut shortlist: Vec<(u64, u32)> = Vec::with_capacity(SHORTLIST + 1);
+        let mut shortlist: Vec<(u128, u32)> = Vec::with_capacity(SHORTLIST + 1);
         for p in 0..self.partitions as usize {
             if !self.list(slots, p)[..self.len].contains(&NONE) {
                 continue;
@@ -389,7 +405,7 @@ impl<'a> Claim<'a> {
             // The partition's best-ranked nodes, highest first.
             shortlist.clear();
             for node in 0..nodes {
-                let score = rank(p as u64, self.topo.node_hash[node as usize]);
+                let score = self.preference(p, node);
                 if shortlist.len() < SHORTLIST || score > shortlist[SHORTLIST - 1].0 {
                     let at = shortlist.partition_point(|&(s, _)| s > score);
                     shortlist.insert(at, (score, node));
@@ -427,7 +443,7 @@ impl<'a> Claim<'a> {
         slots: &[u32],
         p: usize,
         position: usize,
-        shortlist: &[(u64, u32)],
+        shortlist: &[(u128, u32)],
     ) -> Option<u32> {
         let list = self.list(slots, p);
         let fits = |node: u32| {
@@ -438,12 +454,9 @@ impl<'a> Claim<'a> {
             return Some(node);
         }
         // Highest rank wins; equal ranks go to the lower index, whatever order `open` is in.
-        let mut best: Option<(u64, Reverse<u32>)> = None;
+        let mut best: Option<(u128, Reverse<u32>)> = None;
         for &node in &self.open[position] {
-            let key = (
-                rank(p as u64, self.topo.node_hash[node as usize]),
-                Reverse(node),
-            );
+            let key = (self.preference(p, node), Reverse(node));
             if best.is_none_or(|b| key > b) && fits(node) {
                 best = Some(key);
             }
