@@ -2,7 +2,7 @@
 //!
 //! The module tree mirrors the proto packages because generated code refers to other packages
 //! by relative path (`super::super::...`). Application code should not need these types: the
-//! core speaks its own ([`crate::check`]); conversions live in [`super::convert`].
+//! core speaks its own ([`crate::check`]); conversions live in `grpc/convert.rs`.
 #![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 
 /// `ringkit.ratelimit.v1`.
