@@ -174,6 +174,7 @@ async fn an_unread_stream_stops_generating() {
         .unwrap()
         .into_inner()
         .ids_issued;
+    eprintln!("issued {issued} IDs to a client that read 1,000");
     // ... but flow control holds it to what fits the 64 KiB window plus the transport's buffers:
     // a few dozen 8 kB chunks.
     assert!(

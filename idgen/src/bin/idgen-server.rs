@@ -156,7 +156,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(addr = %listener.local_addr()?, worker, layout = %layout.name, "idgen-server listening");
     let service = IdGenService::new(handle.generator());
-    let served = serve_listener(service, listener, shutdown_signal()).await;
+    // Spawned, so the accept loop runs on the worker threads rather than on `main`'s thread.
+    let served = tokio::spawn(serve_listener(service, listener, shutdown_signal()))
+        .await
+        .context("the server task panicked")?;
 
     let mark = handle.shutdown_async().await?;
     tracing::info!(mark_ms = mark, "stopped; final high-water mark persisted");
