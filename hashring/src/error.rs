@@ -63,3 +63,38 @@ pub enum HashRingError {
         reason: String,
     },
 }
+
+#[cfg(feature = "tonic")]
+impl From<HashRingError> for tonic::Status {
+    /// Bad input is `INVALID_ARGUMENT`; a duplicate or missing node is `ALREADY_EXISTS` or
+    /// `NOT_FOUND`; an empty ring is `UNAVAILABLE` (nothing can serve until a node joins). The
+    /// message is the error's own, which says what to change.
+    fn from(err: HashRingError) -> Self {
+        let code = match &err {
+            HashRingError::EmptyRing => tonic::Code::Unavailable,
+            HashRingError::DuplicateNode { .. } => tonic::Code::AlreadyExists,
+            HashRingError::UnknownNode { .. } => tonic::Code::NotFound,
+            _ => tonic::Code::InvalidArgument,
+        };
+        tonic::Status::new(code, err.to_string())
+    }
+}
+
+#[cfg(all(test, feature = "tonic"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_to_grpc_codes() {
+        let status = tonic::Status::from(HashRingError::UnknownNode {
+            node: NodeId::from("x"),
+        });
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert!(status.message().contains("not in the ring"));
+        let status = tonic::Status::from(HashRingError::BadConfig {
+            field: "partitions",
+            reason: "3 is not a power of two".into(),
+        });
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+}

@@ -36,6 +36,14 @@
 //! # Ok::<(), ringkit_hashring::HashRingError>(())
 //! ```
 //!
+//! # Features
+//!
+//! - `tonic`: `impl From<HashRingError> for tonic::Status` for services that return ring errors
+//!   over gRPC. Off by default, so the crate stays free of any runtime dependency.
+//!
+//! A `membership` feature (SWIM via foca, feeding ring changes from liveness) is planned; it will
+//! live in its own module and leave everything here unchanged.
+//!
 //! # Layout
 //!
 //! - `hash`: [`key_hash`] and the seed; the only place bytes become numbers.
