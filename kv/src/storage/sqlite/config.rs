@@ -55,7 +55,7 @@ impl SqliteConfig {
             writer_cache_kib: 64 * 1024,
             reader_cache_kib: 16 * 1024,
             mmap_bytes: 256 * 1024 * 1024,
-            checkpoint_pages: 4096,
+            checkpoint_pages: 32_768,
         }
     }
 

@@ -73,7 +73,7 @@ impl WalState {
 }
 
 /// Backlog under which the writer's own checkpoint is cheap (the checkpointer did the rest).
-const CHEAP_BACKLOG: u64 = 2048;
+const CHEAP_BACKLOG: u64 = 1024;
 
 /// Rough payload size of a request, for the batch byte budget.
 fn request_bytes(r: &WriteRequest) -> usize {
