@@ -297,6 +297,39 @@ mod suite {
         assert_eq!(get(s, "keep"), None);
     }
 
+    pub(super) fn reap_if_unchanged_needs_the_exact_tombstone(s: &impl Storage) {
+        write(s, vec![put("gone", "v", None), put("live", "v", None)]);
+        write(s, vec![delete("gone", None)]);
+        let digest_of = |key: &'static str| {
+            let rows = s
+                .read_blocking(|v| v.hash_range(&(0..=u64::MAX), None, 100))
+                .unwrap_or_else(|e| panic!("{e}"));
+            rows.into_iter()
+                .find(|r| r.key == key.as_bytes())
+                .map(|r| r.digest)
+                .unwrap_or_else(|| panic!("{key} missing"))
+        };
+        let (gone, live) = (digest_of("gone"), digest_of("live"));
+        let reap = |key: &str, digest: u64| {
+            let op = WriteOp::ReapIfUnchanged {
+                key: Bytes::from(key.to_owned()),
+                digest,
+            };
+            match &write(s, vec![op])[0] {
+                Ok(Applied::Removed { rows }) => *rows,
+                other => panic!("got {other:?}"),
+            }
+        };
+        assert_eq!(reap("live", live), 0, "a live key is never reaped");
+        assert_eq!(
+            reap("gone", gone.wrapping_add(1)),
+            0,
+            "a changed tombstone is kept"
+        );
+        assert_eq!(reap("gone", gone), 1);
+        assert_eq!(get(s, "gone"), None);
+    }
+
     pub(super) fn hash_ranges_partition_the_keys(s: &impl Storage) {
         let ops = (0..60)
             .map(|i| put(&format!("key-{i}"), "v", None))
@@ -401,6 +434,10 @@ macro_rules! conformance {
             #[test]
             fn purge_and_reap_are_bounded_and_selective() {
                 suite::purge_and_reap_are_bounded_and_selective(&*$engine());
+            }
+            #[test]
+            fn reap_if_unchanged_needs_the_exact_tombstone() {
+                suite::reap_if_unchanged_needs_the_exact_tombstone(&*$engine());
             }
             #[test]
             fn hash_ranges_partition_the_keys() {

@@ -35,6 +35,17 @@ pub enum WriteOp {
         /// Most rows to delete in this request, bounding the transaction.
         limit: usize,
     },
+    /// Deletes `key` only if it is still a tombstone whose row digest is `digest`.
+    ///
+    /// The cluster's reaping hook: once anti-entropy has seen this exact tombstone on every
+    /// replica, each replica removes it; a write that arrived in between changes the digest, and
+    /// the row is kept.
+    ReapIfUnchanged {
+        /// The key.
+        key: Bytes,
+        /// The digest every replica reported (see [`RowEntry::digest`]).
+        digest: u64,
+    },
     /// Deletes up to `limit` tombstones last changed before `deleted_before`.
     ///
     /// This is the reaping hook: a single node calls it after a grace period; a cluster must

@@ -19,6 +19,8 @@ pub(crate) trait RowWriter {
     fn store(&mut self, key: &Bytes, object: &Object, now: Timestamp) -> Result<(), KvError>;
     /// Deletes up to `limit` rows whose every sibling expired at or before `now`.
     fn purge_expired(&mut self, now: Timestamp, limit: usize) -> Result<usize, KvError>;
+    /// Deletes `key` if it is a tombstone with this digest; returns the rows deleted (0 or 1).
+    fn reap_if_unchanged(&mut self, key: &[u8], digest: u64) -> Result<usize, KvError>;
     /// Deletes up to `limit` tombstones whose last change is before `before`.
     fn reap_tombstones(&mut self, before: Timestamp, limit: usize) -> Result<usize, KvError>;
 }
@@ -57,6 +59,10 @@ pub(crate) fn apply_op(
         }
         WriteOp::PurgeExpired { limit } => {
             let removed = rows.purge_expired(now, limit)?;
+            Ok(Ok(Applied::Removed { rows: removed }))
+        }
+        WriteOp::ReapIfUnchanged { key, digest } => {
+            let removed = rows.reap_if_unchanged(&key, digest)?;
             Ok(Ok(Applied::Removed { rows: removed }))
         }
         WriteOp::ReapTombstones {

@@ -85,6 +85,13 @@ impl RowWriter for SqlRows<'_> {
         Ok(stmt.execute(params![ms(now), i64::try_from(limit).unwrap_or(i64::MAX)])?)
     }
 
+    fn reap_if_unchanged(&mut self, key: &[u8], digest: u64) -> Result<usize, KvError> {
+        let mut stmt = self.conn.prepare_cached(
+            "DELETE FROM objects WHERE key = ?1 AND tombstone = 1 AND digest = ?2",
+        )?;
+        Ok(stmt.execute(params![key, digest as i64])?)
+    }
+
     fn reap_tombstones(&mut self, before: Timestamp, limit: usize) -> Result<usize, KvError> {
         let mut stmt = self.conn.prepare_cached(
             "DELETE FROM objects WHERE rowid IN
