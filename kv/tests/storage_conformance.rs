@@ -240,6 +240,9 @@ mod suite {
             vec!["a/4", "b/1"]
         );
         assert_eq!(keys(15, KeyRange::all(), 100).len(), 4);
+        // A range resumed at its own end is empty, not an error (or a panic).
+        let r = KeyRange::half_open(b"a/", b"a/4").after(Bytes::from_static(b"a/4"));
+        assert!(keys(15, r, 10).is_empty());
     }
 
     pub(super) fn purge_and_reap_are_bounded_and_selective(s: &impl Storage) {
@@ -500,4 +503,48 @@ fn engines_agree_on_rows_and_digests() {
     let (a, b) = (rows(&*disk), rows(&mem));
     assert_eq!(a.len(), 20);
     assert_eq!(a, b);
+}
+
+/// A storage error inside a multi-operation request rolls back that request alone (savepoint);
+/// requests committed in the same group are unaffected.
+#[test]
+fn sqlite_failing_request_is_rolled_back_alone() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let store = SqliteStorage::open(SqliteConfig::new(dir.path(), "test-node"))
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    // Make one key impossible to store, from outside, as a failing disk or constraint would.
+    let side =
+        rusqlite::Connection::open(dir.path().join("kv.sqlite3")).unwrap_or_else(|e| panic!("{e}"));
+    side.execute_batch(
+        "CREATE TRIGGER poison BEFORE INSERT ON objects WHEN NEW.key = CAST('poison' AS BLOB)
+         BEGIN SELECT RAISE(ABORT, 'poisoned key'); END;",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    drop(side);
+
+    let submit = |ops: Vec<WriteOp>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let req = WriteRequest {
+            now: Timestamp(1),
+            siblings: LIMITS,
+            ops,
+        };
+        store.submit_write(req, Box::new(move |r| drop(tx.send(r))));
+        rx
+    };
+    // Queued back to back, so they usually share one group commit; the outcome must not depend
+    // on it.
+    let doomed = submit(vec![put("a", "1", None), put("poison", "2", None)]);
+    let fine = submit(vec![put("b", "3", None)]);
+    let doomed = doomed.recv().unwrap_or_else(|e| panic!("{e}"));
+    let fine = fine.recv().unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(doomed, Err(KvError::Sqlite(_))), "got {doomed:?}");
+    assert!(fine.is_ok(), "got {fine:?}");
+    assert_eq!(
+        get(&store, "a"),
+        None,
+        "the failed request's first write was rolled back"
+    );
+    assert!(get(&store, "b").is_some());
+    assert!(get(&store, "poison").is_none());
 }

@@ -174,8 +174,15 @@ impl ReadView for &State {
         limit: usize,
     ) -> Result<Vec<(Bytes, Object)>, KvError> {
         let bounds = (range.start.clone(), range.end.clone());
-        if matches!((&bounds.0, &bounds.1), (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) if s > e)
-        {
+        // BTreeMap::range panics on an empty or inverted range; such a scan is simply empty.
+        let empty = match (&bounds.0, &bounds.1) {
+            (Bound::Included(s), Bound::Included(e)) => s > e,
+            (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => {
+                s >= e
+            }
+            _ => false,
+        };
+        if empty {
             return Ok(Vec::new());
         }
         Ok(self

@@ -187,10 +187,25 @@ fn commit_batch(
         }
         return;
     }
-    for (req, done) in batch {
+    let mut pending = batch.into_iter();
+    for (req, done) in pending.by_ref() {
         n_ops += req.ops.len() as u64;
         let outcome = apply_request(conn, issuer, req);
+        let failed = outcome.as_ref().err().cloned();
         outcomes.push((done, outcome));
+        if let Some(e) = failed.filter(|_| conn.is_autocommit()) {
+            // Some errors (disk full, I/O) make SQLite roll back the whole transaction. Then
+            // nothing of this batch will commit: fail every request rather than letting later
+            // ones run (and commit) outside it.
+            tracing::error!(error = %e, "storage error aborted the group commit; every request in it fails");
+            for (done, _) in outcomes {
+                done(Err(e.clone()));
+            }
+            for (_, done) in pending {
+                done(Err(e.clone()));
+            }
+            return;
+        }
     }
     let commit = (|| -> Result<std::time::Duration, KvError> {
         if issuer.last() != counter_before {
