@@ -55,15 +55,25 @@ struct Args {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    /// As `--listen`.
     listen: Option<SocketAddr>,
+    /// As `--data-dir`.
     data_dir: Option<PathBuf>,
+    /// As `--node-id`.
     node_id: Option<String>,
+    /// As `--durability`.
     durability: Option<Durability>,
+    /// As `--metrics-listen`.
     metrics_listen: Option<String>,
+    /// As `--readers`.
     readers: Option<usize>,
+    /// Longest key in bytes.
     max_key_bytes: Option<usize>,
+    /// Largest value in bytes.
     max_value_bytes: Option<usize>,
+    /// Siblings from which a write logs a warning.
     warn_siblings: Option<usize>,
+    /// Siblings above which a put is refused.
     max_siblings: Option<usize>,
     /// Key prefixes written last-write-wins by default (lossy).
     lww_prefixes: Option<Vec<String>>,

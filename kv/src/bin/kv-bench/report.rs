@@ -21,27 +21,42 @@ pub(crate) struct OpSummary {
     pub(crate) ops: u64,
     /// Operations per second.
     pub(crate) ops_per_sec: f64,
-    /// Latency percentiles, microseconds.
+    /// Mean latency, microseconds.
     pub(crate) mean_us: f64,
+    /// Median latency, microseconds.
     pub(crate) p50_us: f64,
+    /// 99th percentile, microseconds.
     pub(crate) p99_us: f64,
+    /// 99.9th percentile, microseconds.
     pub(crate) p999_us: f64,
+    /// Slowest operation, microseconds.
     pub(crate) max_us: f64,
 }
 
 /// A whole run.
 #[derive(Clone, Debug, serde::Serialize)]
 pub(crate) struct Report {
+    /// `grpc:ADDR` or `embedded:DIR`.
     pub(crate) target: String,
+    /// The workload's name.
     pub(crate) workload: String,
+    /// `uniform` or `zipfian`.
     pub(crate) distribution: String,
+    /// Records in the key space.
     pub(crate) records: u64,
+    /// Value size, bytes.
     pub(crate) value_size: usize,
+    /// Concurrent clients.
     pub(crate) concurrency: usize,
+    /// gRPC connections they share.
     pub(crate) connections: usize,
+    /// Measured seconds.
     pub(crate) seconds: f64,
+    /// Measured operations.
     pub(crate) total_ops: u64,
+    /// Operations per second.
     pub(crate) ops_per_sec: f64,
+    /// Failed operations (not in the latencies).
     pub(crate) errors: u64,
     /// Every operation together, then each kind.
     pub(crate) all: OpSummary,
