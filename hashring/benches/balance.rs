@@ -192,6 +192,26 @@ fn exact_rows(n: usize, rows: &mut Vec<Row>) {
         note: "exact".into(),
     });
 
+    if n == 1000 {
+        // The knob: ten times the table halves Maglev's excess disruption or better.
+        let big = Maglev::with_table_size(nodes(n), 1_000_003).unwrap();
+        let b_grown = big.with_node(joiner(n)).unwrap();
+        let b_shrunk = big.without_node(&leaver(n)).unwrap();
+        rows.push(Row {
+            strategy: format!("maglev (M={})", big.table_size()),
+            n,
+            peak: format!("{:.3}", peak_over_mean(&big.keyspace_shares())),
+            join: format!(
+                "{:.3}",
+                exact_moved(&big, &b_grown, maglev_starts(&big)) / ideal_join
+            ),
+            leave: format!(
+                "{:.3}",
+                exact_moved(&big, &b_shrunk, maglev_starts(&big)) / ideal_leave
+            ),
+            note: "exact".into(),
+        });
+    }
     let maglev = Maglev::new(nodes(n)).unwrap();
     let m_grown = maglev.with_node(joiner(n)).unwrap();
     let m_shrunk = maglev.without_node(&leaver(n)).unwrap();
