@@ -27,9 +27,9 @@ pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// Keeps a policy name a valid Structured Field String: printable ASCII, quotes and backslashes
-/// escaped.
-fn sf_string(name: &str) -> String {
+/// A policy name as a Structured Field String: quoted, printable ASCII, quotes and backslashes
+/// escaped (other characters become `_`).
+pub fn sf_string(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     out.push('"');
     for c in name.chars() {
@@ -48,6 +48,11 @@ fn sf_string(name: &str) -> String {
 
 /// `"name";q=..;w=..`
 pub fn policy_value(name: &str, limit: &Limit) -> String {
+    policy_value_quoted(&sf_string(name), limit)
+}
+
+/// [`policy_value`] with the name already quoted by [`sf_string`].
+pub fn policy_value_quoted(quoted: &str, limit: &Limit) -> String {
     let (quota, window) = match limit {
         // The time to refill a whole burst: burst * period / rate, computed exactly.
         Limit::TokenBucket(tb) => {
@@ -59,18 +64,18 @@ pub fn policy_value(name: &str, limit: &Limit) -> String {
         }
         other => (other.requests(), other.window()),
     };
-    format!(
-        "{};q={quota};w={}",
-        sf_string(name),
-        ceil_secs(window).max(1)
-    )
+    format!("{quoted};q={quota};w={}", ceil_secs(window).max(1))
 }
 
 /// `"name";r=..;t=..`
 pub fn ratelimit_value(name: &str, decision: &Decision) -> String {
+    ratelimit_value_quoted(&sf_string(name), decision)
+}
+
+/// [`ratelimit_value`] with the name already quoted by [`sf_string`].
+pub fn ratelimit_value_quoted(quoted: &str, decision: &Decision) -> String {
     format!(
-        "{};r={};t={}",
-        sf_string(name),
+        "{quoted};r={};t={}",
         decision.remaining,
         ceil_secs(decision.reset_after)
     )

@@ -78,6 +78,11 @@ impl LocalBackend {
         &self.store
     }
 
+    /// The limit every key gets.
+    pub fn limit(&self) -> Limit {
+        self.limit
+    }
+
     /// Checks `cost` units of `key`.
     #[inline]
     pub(crate) fn check(&self, key: &[u8], cost: u64) -> (Decision, Limit) {

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderName, HeaderValue, Response};
+use http::Response;
 
-use super::response::add_headers;
+use super::response::{RateHeaders, add_headers};
 
 /// A boxed future for the remote path (network-bound, so the allocation does not matter).
 pub(crate) type BoxResponseFuture<B, E> =
@@ -27,7 +27,7 @@ pin_project_lite::pin_project! {
         Inner {
             #[pin]
             future: F,
-            headers: Option<Vec<(HeaderName, HeaderValue)>>,
+            headers: Option<RateHeaders>,
         },
         Ready {
             response: Option<Response<B>>,
@@ -40,7 +40,7 @@ pin_project_lite::pin_project! {
 
 impl<F, B, E> ResponseFuture<F, B, E> {
     /// The inner service's future; `headers` are added to its response.
-    pub(crate) fn inner(future: F, headers: Option<Vec<(HeaderName, HeaderValue)>>) -> Self {
+    pub(crate) fn inner(future: F, headers: Option<RateHeaders>) -> Self {
         ResponseFuture {
             kind: Kind::Inner { future, headers },
         }

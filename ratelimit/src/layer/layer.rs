@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tower::Layer;
 
 use super::backend::{Backend, LocalBackend};
+use super::response::HeaderCache;
 use super::service::RateLimit;
 use crate::algorithm::Limit;
 
@@ -37,6 +38,23 @@ pub(crate) struct Shared {
     pub(crate) backend: Backend,
     /// Headers and cost.
     pub(crate) config: LayerConfig,
+    /// Precomputed header parts.
+    pub(crate) headers: HeaderCache,
+}
+
+impl Shared {
+    /// Bundles a backend and a config, precomputing what the headers can.
+    fn new(backend: Backend, config: LayerConfig) -> Self {
+        let limit = match &backend {
+            Backend::Local(local) => Some(local.limit()),
+            Backend::Remote(_) => None,
+        };
+        Shared {
+            headers: HeaderCache::new(&config.policy_name, limit),
+            backend,
+            config,
+        }
+    }
 }
 
 /// Rate-limits requests by the key `M` extracts. Every service this layer builds, and every
@@ -69,20 +87,14 @@ impl<M> RateLimitLayer<M> {
     /// Any backend.
     pub fn new(backend: Backend, make_key: M) -> Self {
         RateLimitLayer {
-            shared: Arc::new(Shared {
-                backend,
-                config: LayerConfig::default(),
-            }),
+            shared: Arc::new(Shared::new(backend, LayerConfig::default())),
             make_key,
         }
     }
 
     /// Replaces the config.
     pub fn with_config(mut self, config: LayerConfig) -> Self {
-        self.shared = Arc::new(Shared {
-            backend: self.shared.backend.clone(),
-            config,
-        });
+        self.shared = Arc::new(Shared::new(self.shared.backend.clone(), config));
         self
     }
 

@@ -16,23 +16,71 @@ pub(crate) fn is_grpc<B>(request: &Request<B>) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// The IETF headers (and `Retry-After` on rejections) as typed pairs.
-pub(crate) fn rate_headers(
-    name: &str,
-    decision: &Decision,
-    limit: &Limit,
-) -> Vec<(HeaderName, HeaderValue)> {
-    headers::header_pairs(name, decision, limit)
-        .into_iter()
-        .filter_map(|(k, v)| Some((HeaderName::from_static(k), HeaderValue::try_from(v).ok()?)))
-        .collect()
+/// `RateLimit-Policy`.
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static(headers::RATELIMIT_POLICY);
+/// `RateLimit`.
+const RATELIMIT: HeaderName = HeaderName::from_static(headers::RATELIMIT);
+
+/// The headers of one decision, built once per response.
+#[derive(Debug, Clone)]
+pub(crate) struct RateHeaders {
+    /// `RateLimit-Policy`.
+    policy: HeaderValue,
+    /// `RateLimit`.
+    ratelimit: HeaderValue,
+    /// `Retry-After`, on rejections that waiting can cure.
+    retry_after: Option<HeaderValue>,
 }
 
-/// Appends headers to a response.
-pub(crate) fn add_headers<B>(response: &mut Response<B>, pairs: Vec<(HeaderName, HeaderValue)>) {
+/// What the headers of one layer share: the quoted policy name and, for a fixed limit, the whole
+/// `RateLimit-Policy` value (computed once, cloned by reference count per response).
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderCache {
+    /// The policy name as a Structured Field String.
+    quoted: String,
+    /// The `RateLimit-Policy` value of the local backend's limit.
+    policy: Option<(Limit, HeaderValue)>,
+}
+
+impl HeaderCache {
+    /// A cache for `name`, with the policy value of `limit` precomputed when known.
+    pub(crate) fn new(name: &str, limit: Option<Limit>) -> Self {
+        let quoted = headers::sf_string(name);
+        let policy = limit.and_then(|l| {
+            let v = HeaderValue::try_from(headers::policy_value_quoted(&quoted, &l)).ok()?;
+            Some((l, v))
+        });
+        HeaderCache { quoted, policy }
+    }
+
+    /// The headers for `decision` under `limit`.
+    pub(crate) fn headers(&self, decision: &Decision, limit: &Limit) -> Option<RateHeaders> {
+        let policy = match &self.policy {
+            Some((l, v)) if l == limit => v.clone(),
+            _ => HeaderValue::try_from(headers::policy_value_quoted(&self.quoted, limit)).ok()?,
+        };
+        let ratelimit =
+            HeaderValue::try_from(headers::ratelimit_value_quoted(&self.quoted, decision)).ok()?;
+        let retry_after = if decision.allowed {
+            None
+        } else {
+            headers::retry_after_value(decision).and_then(|v| HeaderValue::try_from(v).ok())
+        };
+        Some(RateHeaders {
+            policy,
+            ratelimit,
+            retry_after,
+        })
+    }
+}
+
+/// Adds the rate-limit headers to a response.
+pub(crate) fn add_headers<B>(response: &mut Response<B>, h: RateHeaders) {
     let map = response.headers_mut();
-    for (k, v) in pairs {
-        map.insert(k, v);
+    map.insert(RATELIMIT_POLICY, h.policy);
+    map.insert(RATELIMIT, h.ratelimit);
+    if let Some(v) = h.retry_after {
+        map.insert(http::header::RETRY_AFTER, v);
     }
 }
 
@@ -41,6 +89,7 @@ pub(crate) fn add_headers<B>(response: &mut Response<B>, pairs: Vec<(HeaderName,
 pub(crate) fn rejection<B: Default>(
     grpc: bool,
     name: &str,
+    cache: &HeaderCache,
     budget: Option<(Decision, Limit)>,
 ) -> Response<B> {
     let retry_after = budget.and_then(|(d, _)| d.retry_after);
@@ -65,8 +114,8 @@ pub(crate) fn rejection<B: Default>(
         *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         r
     };
-    if let Some((decision, limit)) = budget {
-        add_headers(&mut response, rate_headers(name, &decision, &limit));
+    if let Some(h) = budget.and_then(|(d, l)| cache.headers(&d, &l)) {
+        add_headers(&mut response, h);
     }
     response
 }

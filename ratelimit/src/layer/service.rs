@@ -10,7 +10,7 @@ use super::backend::{Backend, Verdict};
 use super::future::ResponseFuture;
 use super::key::MakeKey;
 use super::layer::Shared;
-use super::response::{add_headers, is_grpc, rate_headers, rejection, unavailable};
+use super::response::{add_headers, is_grpc, rejection, unavailable};
 
 /// Rate-limits the requests of `S`; built by [`super::RateLimitLayer`]. Cheap to clone; clones
 /// share budgets.
@@ -71,20 +71,24 @@ where
         let Some(key) = self.make_key.make_key(&request) else {
             return ResponseFuture::inner(self.inner.call(request), None);
         };
-        let config = &self.shared.config;
+        let shared = &*self.shared;
+        let config = &shared.config;
         let grpc = is_grpc(&request);
         match &self.shared.backend {
             Backend::Local(local) => {
                 let (decision, limit) = local.check(key.as_bytes(), config.cost);
                 if decision.allowed {
-                    let headers = config
-                        .headers_on_allowed
-                        .then(|| rate_headers(&config.policy_name, &decision, &limit));
+                    let headers = if config.headers_on_allowed {
+                        shared.headers.headers(&decision, &limit)
+                    } else {
+                        None
+                    };
                     ResponseFuture::inner(self.inner.call(request), headers)
                 } else {
                     ResponseFuture::ready(rejection(
                         grpc,
                         &config.policy_name,
+                        &shared.headers,
                         Some((decision, limit)),
                     ))
                 }
@@ -94,19 +98,23 @@ where
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 let remote = remote.clone();
-                let shared = self.shared.clone();
+                let shared = Arc::clone(&self.shared);
                 ResponseFuture::boxed(Box::pin(async move {
                     let name = &shared.config.policy_name;
                     match remote.check(key, shared.config.cost).await {
                         Verdict::Allow(budget) => {
                             let mut response = inner.oneshot(request).await?;
-                            if let (true, Some((d, l))) = (shared.config.headers_on_allowed, budget)
-                            {
-                                add_headers(&mut response, rate_headers(name, &d, &l));
+                            let headers = budget
+                                .filter(|_| shared.config.headers_on_allowed)
+                                .and_then(|(d, l)| shared.headers.headers(&d, &l));
+                            if let Some(h) = headers {
+                                add_headers(&mut response, h);
                             }
                             Ok(response)
                         }
-                        Verdict::Reject(budget) => Ok(rejection(grpc, name, budget)),
+                        Verdict::Reject(budget) => {
+                            Ok(rejection(grpc, name, &shared.headers, budget))
+                        }
                         Verdict::Unavailable => Ok(unavailable(grpc)),
                     }
                 }))
