@@ -73,8 +73,7 @@ fn partitioned_meets_the_targets_at_1000_nodes() {
 fn partitioned_balances_zones_of_unequal_size() {
     // 4 + 3 + 3 nodes over 3 zones with 3 replicas: every partition has one replica per zone, so
     // the 4-node zone's nodes store 3/4 of what the others store (forced by the spread rule), but
-    // ownership stays balanced. Quotas do not yet model the zone constraint, so storage inside
-    // the larger zone is balanced by rendezvous ranking alone: within 10% rather than the caps.
+    // ownership stays balanced and storage is balanced inside each zone (quotas model the zones).
     let ring = PartitionedRing::new(RingConfig::for_cluster_size(10), zoned(10, 3)).unwrap();
     let loads = ring.loads();
     let owned: Vec<u128> = loads.iter().map(|l| u128::from(l.owned)).collect();

@@ -107,13 +107,13 @@ const GOLDEN_KEY_HASH: [u64; 8] = [
 ];
 const GOLDEN_PARTITIONED: [&str; 8] = [
     "delta foxtrot bravo alpha echo charlie",
-    "echo delta foxtrot charlie alpha bravo",
+    "echo charlie delta foxtrot alpha bravo",
     "foxtrot delta bravo echo charlie alpha",
-    "delta echo charlie bravo foxtrot alpha",
+    "delta foxtrot echo bravo charlie alpha",
     "foxtrot delta bravo charlie alpha echo",
     "delta echo charlie alpha bravo foxtrot",
     "bravo delta charlie echo foxtrot alpha",
-    "charlie delta bravo foxtrot alpha echo",
+    "charlie echo delta foxtrot alpha bravo",
 ];
 const GOLDEN_TOKEN: [&str; 8] = [
     "bravo delta foxtrot echo charlie alpha",

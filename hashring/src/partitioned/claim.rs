@@ -2,9 +2,10 @@
 //!
 //! One procedure serves construction and every change, so both obey the same rules:
 //!
-//! 1. **Quotas and caps.** Each node is owed `quota = Q * weight / total_weight` slots at every
-//!    replica position, rounded by largest remainder (ties to the higher node hash), and may hold
-//!    at most `cap = quota + max(1, quota * SLACK_PERCENT / 100)`.
+//! 1. **Quotas and caps.** Each node is owed a quota of slots at every replica position: its
+//!    weight share, corrected for what zone spread forces (see `quota.rs`), rounded by largest
+//!    remainder (ties to the higher node hash). It may hold at
+//!    most `cap = quota + max(1, quota * SLACK_PERCENT / 100)`.
 //! 2. **Validity.** Every partition's list holds `min(replicas, nodes)` distinct nodes, and each
 //!    prefix is spread over zones as widely as the cluster allows ([`spread_ok`]). In a list that
 //!    stopped being valid (a zone appeared), the entries that break the spread are cleared.
@@ -28,16 +29,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::quota::{cap, position_quotas};
 use crate::hash::{rank, weighted_score};
 use crate::topology::{MAX_SPREAD, NONE, Topology, spread_ok};
-
-/// Headroom above quota that the fill may use, in percent of the quota.
-///
-/// Exact quotas would make every node full by the end of a fill, so the last partitions would go
-/// wherever room is left and a one-node change would cascade through many of them. 3% of headroom
-/// keeps peak/mean under 1.04 at 64 partitions per node while letting almost every partition go to
-/// its best-ranked node.
-pub(crate) const SLACK_PERCENT: u32 = 3;
 
 /// How many best-ranked candidates the fill keeps per partition before falling back to a scan.
 const SHORTLIST: usize = 16;
@@ -65,37 +59,6 @@ pub(crate) fn claim(
     for position in 0..claim.len {
         claim.donate(slots, position);
     }
-}
-
-/// Per-node slot quotas for one replica position: `total` shared by weight, largest remainder
-/// first, ties to the higher node hash.
-pub(crate) fn quotas(topo: &Topology, total: u32) -> Vec<u32> {
-    let weight_sum: u128 = topo.nodes.iter().map(|n| u128::from(n.weight)).sum();
-    let mut quota = Vec::with_capacity(topo.len());
-    let mut remainder = Vec::with_capacity(topo.len());
-    for node in &topo.nodes {
-        let share = u128::from(total) * u128::from(node.weight);
-        quota.push((share / weight_sum) as u32);
-        remainder.push(share % weight_sum);
-    }
-    let given: u32 = quota.iter().sum();
-    let mut order: Vec<usize> = (0..topo.len()).collect();
-    order.sort_by(|&a, &b| {
-        remainder[b]
-            .cmp(&remainder[a])
-            .then(topo.node_hash[b].cmp(&topo.node_hash[a]))
-            .then(topo.nodes[a].id.cmp(&topo.nodes[b].id))
-    });
-    for &i in order.iter().take((total - given) as usize) {
-        quota[i] += 1;
-    }
-    quota
-}
-
-/// The most slots per position a node with this quota may hold: `SLACK_PERCENT` more, and at
-/// least one more.
-pub(crate) fn cap(quota: u32) -> u32 {
-    quota + (quota * SLACK_PERCENT / 100).max(1)
 }
 
 struct Claim<'a> {
@@ -126,8 +89,8 @@ impl<'a> Claim<'a> {
         replicas: usize,
         may_take: Option<&[bool]>,
     ) -> Self {
-        let quota = quotas(topo, partitions);
         let len = replicas.min(topo.len());
+        let quota = position_quotas(topo, partitions, len);
         Self {
             topo,
             partitions,
@@ -162,6 +125,14 @@ impl<'a> Claim<'a> {
         }
     }
 
+    fn quota_at(&self, position: usize, node: u32) -> u32 {
+        self.quota[position * self.topo.len() + node as usize]
+    }
+
+    fn cap_at(&self, position: usize, node: u32) -> u32 {
+        self.cap[position * self.topo.len() + node as usize]
+    }
+
     fn count_at(&self, position: usize, node: u32) -> u32 {
         self.count[position * self.topo.len() + node as usize]
     }
@@ -176,7 +147,7 @@ impl<'a> Claim<'a> {
         if self.open.is_empty() {
             return;
         }
-        let below_cap = self.count[at] < self.cap[node as usize];
+        let below_cap = self.count[at] < self.cap[at];
         let listed = self.open_at[at] != NONE;
         if below_cap && !listed {
             self.open_at[at] = self.open[position].len() as u32;
@@ -274,24 +245,24 @@ impl<'a> Claim<'a> {
     /// How far above quota a node is, as a comparable fixed-point ratio `count / quota`.
     fn fullness(&self, position: usize, node: u32) -> u64 {
         (u64::from(self.count_at(position, node)) << 32)
-            / u64::from(self.quota[node as usize].max(1))
+            / u64::from(self.quota_at(position, node).max(1))
     }
 
     /// Step 4 for one position.
     fn donate(&mut self, slots: &mut [u32], position: usize) {
         let mut takers: Vec<u32> = (0..self.topo.len() as u32)
-            .filter(|&n| self.count_at(position, n) < self.quota[n as usize])
+            .filter(|&n| self.count_at(position, n) < self.quota_at(position, n))
             .filter(|&n| self.may_take.as_ref().is_some_and(|m| m[n as usize]))
             .collect();
         let anyone_over = (0..self.topo.len() as u32)
-            .any(|n| self.count_at(position, n) > self.quota[n as usize]);
+            .any(|n| self.count_at(position, n) > self.quota_at(position, n));
         if takers.is_empty() || !anyone_over {
             return;
         }
         // Neediest first, so a joining node is served before rounding leftovers.
         takers.sort_by_key(|&n| {
             (
-                Reverse(self.quota[n as usize] - self.count_at(position, n)),
+                Reverse(self.quota_at(position, n) - self.count_at(position, n)),
                 self.topo.node_hash[n as usize],
             )
         });
@@ -302,7 +273,7 @@ impl<'a> Claim<'a> {
 
     /// `taker` takes slots at `position` until it reaches quota or no donor can give.
     fn take(&mut self, slots: &mut [u32], position: usize, taker: u32) {
-        let over = |c: &Self, n: u32| c.count_at(position, n) > c.quota[n as usize];
+        let over = |c: &Self, n: u32| c.count_at(position, n) > c.quota_at(position, n);
         let taker_hash = self.topo.node_hash[taker as usize];
         // Every slot held above quota, grouped by donor, best-ranked for the taker first.
         let mut offers: Vec<(u32, Reverse<u64>, u32)> = (0..self.partitions)
@@ -338,7 +309,7 @@ impl<'a> Claim<'a> {
                 )
             })
             .collect();
-        while self.count_at(position, taker) < self.quota[taker as usize] {
+        while self.count_at(position, taker) < self.quota_at(position, taker) {
             let Some((_, hash, r)) = heap.pop() else {
                 return;
             };
@@ -389,7 +360,7 @@ impl<'a> Claim<'a> {
         self.open = (0..self.len)
             .map(|position| {
                 let open: Vec<u32> = (0..nodes)
-                    .filter(|&n| self.count_at(position, n) < self.cap[n as usize])
+                    .filter(|&n| self.count_at(position, n) < self.cap_at(position, n))
                     .collect();
                 for (i, &n) in open.iter().enumerate() {
                     self.open_at[position * nodes as usize + n as usize] = i as u32;
@@ -447,7 +418,7 @@ impl<'a> Claim<'a> {
     ) -> Option<u32> {
         let list = self.list(slots, p);
         let fits = |node: u32| {
-            self.count_at(position, node) < self.cap[node as usize]
+            self.count_at(position, node) < self.cap_at(position, node)
                 && matches!(self.admits(list, position, node, false), Admit::Replace)
         };
         if let Some(&(_, node)) = shortlist.iter().find(|&&(_, n)| fits(n)) {
@@ -469,7 +440,7 @@ impl<'a> Claim<'a> {
         let mut least: Option<(u64, u32)> = None;
         for node in 0..nodes {
             let full = (u64::from(self.count_at(position, node)) << 32)
-                / u64::from(self.cap[node as usize].max(1));
+                / u64::from(self.cap_at(position, node).max(1));
             if least.is_none_or(|(f, _)| full < f)
                 && matches!(self.admits(list, position, node, false), Admit::Replace)
             {

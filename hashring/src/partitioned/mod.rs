@@ -3,6 +3,7 @@
 mod claim;
 mod config;
 mod diff;
+mod quota;
 mod repr;
 mod ring;
 
