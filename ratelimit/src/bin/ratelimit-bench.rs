@@ -40,6 +40,9 @@ use ringkit_ratelimit::store::KeyedStore;
     about = "Load and accuracy benchmarks for ratelimit-server"
 )]
 struct Args {
+    /// Worker threads of the load generator's runtime (1 leaves the other core to the server).
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
     /// What to run.
     #[command(subcommand)]
     mode: Mode,
@@ -92,9 +95,24 @@ enum Mode {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Args::parse().mode {
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run(args.mode))
+}
+
+/// Runs one benchmark.
+async fn run(mode: Mode) -> anyhow::Result<()> {
+    match mode {
         Mode::Rls {
             addr,
             requests,

@@ -61,6 +61,9 @@ struct Args {
     /// Seconds between policy-file checks [default: 2].
     #[arg(long, env = "RATELIMIT_RELOAD_SECS")]
     reload_secs: Option<u64>,
+    /// Runtime worker threads [default: one per core].
+    #[arg(long, env = "RATELIMIT_WORKER_THREADS")]
+    worker_threads: Option<usize>,
     /// Do not serve the admin API.
     #[arg(long, env = "RATELIMIT_NO_ADMIN")]
     no_admin: bool,
@@ -92,13 +95,14 @@ struct FileConfig {
     batch_window_us: Option<u64>,
     /// See `--reload-secs`.
     reload_secs: Option<u64>,
+    /// See `--worker-threads`.
+    worker_threads: Option<usize>,
     /// See `--no-admin`.
     #[serde(default)]
     no_admin: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
@@ -114,7 +118,15 @@ async fn main() -> anyhow::Result<()> {
         }
         None => FileConfig::default(),
     };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.worker_threads.or(file.worker_threads) {
+        runtime.worker_threads(n.max(1));
+    }
+    runtime.enable_all().build()?.block_on(run(args, file))
+}
 
+/// Builds the node from the settings and serves until a shutdown signal.
+async fn run(args: Args, file: FileConfig) -> anyhow::Result<()> {
     let listen = args
         .listen
         .or(file.listen)
