@@ -10,7 +10,13 @@ use ringkit_hashring::{
     RingConfig, TokenRing,
 };
 
-const KEYS: [&str; 5] = ["user:42", "user:43", "cart:9f1c", "session:abc", "order:2024-0001"];
+const KEYS: [&str; 5] = [
+    "user:42",
+    "user:43",
+    "cart:9f1c",
+    "session:abc",
+    "order:2024-0001",
+];
 
 fn main() -> Result<(), HashRingError> {
     // Eight nodes over three zones; one node has twice the capacity of the others.
@@ -49,7 +55,10 @@ fn main() -> Result<(), HashRingError> {
         );
     }
 
-    println!("\n== balance (exact: partitions owned out of {})", ring.partition_count());
+    println!(
+        "\n== balance (exact: partitions owned out of {})",
+        ring.partition_count()
+    );
     print_balance(&ring);
 
     let grown = ring.with_node(Node::new("node-i").with_zone("eu-west-1c"))?;
@@ -63,10 +72,11 @@ fn main() -> Result<(), HashRingError> {
         diff.len(),
         owner_moves
     );
+    let total_weight: u32 = grown.nodes().iter().map(|n| n.weight).sum();
     println!(
-        "keys that change owner: {:.2}% (ideal for node-i's share: {:.2}%)",
+        "keys that change owner: {:.2}% (node-i's fair share, the ideal: {:.2}%)",
         100.0 * owner_moves as f64 / q,
-        100.0 / 10.0
+        100.0 / f64::from(total_weight)
     );
     println!("data to stream (from -> to: partitions):");
     let mut per_pair: BTreeMap<String, usize> = BTreeMap::new();

@@ -54,6 +54,14 @@ pub enum HashRingError {
         /// The missing id.
         node: NodeId,
     },
+    /// A partition number (typically from a peer or a request) is not below the partition count.
+    #[error("partition {partition} does not exist: this ring has partitions 0..{partitions}")]
+    UnknownPartition {
+        /// The number given.
+        partition: u32,
+        /// The ring's partition count.
+        partitions: u32,
+    },
     /// A deserialised ring breaks an invariant (index out of range, repeated replica, ...).
     #[error(
         "ring data is inconsistent: {reason}; it was not produced by this crate or was altered"
@@ -73,7 +81,9 @@ impl From<HashRingError> for tonic::Status {
         let code = match &err {
             HashRingError::EmptyRing => tonic::Code::Unavailable,
             HashRingError::DuplicateNode { .. } => tonic::Code::AlreadyExists,
-            HashRingError::UnknownNode { .. } => tonic::Code::NotFound,
+            HashRingError::UnknownNode { .. } | HashRingError::UnknownPartition { .. } => {
+                tonic::Code::NotFound
+            }
             _ => tonic::Code::InvalidArgument,
         };
         tonic::Status::new(code, err.to_string())

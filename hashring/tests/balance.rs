@@ -147,6 +147,9 @@ fn errors_say_what_to_do() {
     assert!(err.to_string().contains("vnodes"), "{err}");
     let err = Maglev::with_table_size(plain(3), 100).unwrap_err();
     assert!(err.to_string().contains("prime"), "{err}");
+    let err = ring.partition_id(5000).unwrap_err();
+    assert!(err.to_string().contains("partitions 0..1024"), "{err}");
+    assert!(ring.partition_id(1023).is_ok());
     let err = ringkit_hashring::JumpHash::new([Node::new("a").with_weight(2)]).unwrap_err();
     assert!(err.to_string().contains("weight"), "{err}");
     let err = ringkit_hashring::BoundedLoad::new(ring, 90).unwrap_err();

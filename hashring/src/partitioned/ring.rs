@@ -255,6 +255,22 @@ impl PartitionedRing {
         self.topo.index_of(id).map(|i| &self.topo.nodes[i as usize])
     }
 
+    /// Checks a partition number that came from outside (a peer, a request) before it is used
+    /// with the methods below, which panic on numbers out of range.
+    ///
+    /// # Errors
+    /// [`HashRingError::UnknownPartition`] if `raw` is not below the partition count.
+    pub fn partition_id(&self, raw: u32) -> Result<PartitionId, HashRingError> {
+        if raw < self.config.partitions {
+            Ok(PartitionId(raw))
+        } else {
+            Err(HashRingError::UnknownPartition {
+                partition: raw,
+                partitions: self.config.partitions,
+            })
+        }
+    }
+
     /// The partition holding `key`: the top `log2(Q)` bits of `key_hash(key)`.
     #[inline]
     #[must_use]
@@ -275,7 +291,8 @@ impl PartitionedRing {
     /// The hash range partition `p` covers (partitions are contiguous and equal).
     ///
     /// # Panics
-    /// If `p` is not below [`partition_count`](Self::partition_count).
+    /// If `p` is not below [`partition_count`](Self::partition_count); check numbers from
+    /// outside with [`partition_id`](Self::partition_id).
     #[must_use]
     pub fn partition_range(&self, p: PartitionId) -> RangeInclusive<u64> {
         partition_range(self.config.partitions, p)
