@@ -19,6 +19,7 @@ use crate::{HashRingError, Node, NodeId, Placement, PreferenceList};
 /// capacity factor is a percentage (`125` is c = 1.25) so that no float touches the decision.
 #[derive(Clone, Debug)]
 pub struct BoundedLoad<P> {
+    /// The strategy whose preference lists give each key's candidates, in order.
     inner: P,
     /// Current load of each node, in the inner strategy's node order.
     load: Vec<u64>,

@@ -21,6 +21,7 @@ const WALK_SALT: u64 = u64::from_le_bytes(*b"jmp-walk");
 /// walk; only the owner enjoys jump hash's minimal movement.
 #[derive(Clone, Debug)]
 pub struct JumpHash {
+    /// The members in bucket order (the caller's order).
     topo: Topology,
 }
 

@@ -41,8 +41,9 @@
 //! - `tonic`: `impl From<HashRingError> for tonic::Status` for services that return ring errors
 //!   over gRPC. Off by default, so the crate stays free of any runtime dependency.
 //!
-//! A `membership` feature (SWIM via foca, feeding ring changes from liveness) is planned; it will
-//! live in its own module and leave everything here unchanged.
+//! A `membership` feature is planned: SWIM (foca) liveness feeding a `RingView` that marks nodes
+//! up or down over a ring value. It will live in its own module and leave everything here
+//! unchanged; ownership keeps changing only by explicit `with_node` / `without_node`.
 //!
 //! # Layout
 //!
@@ -52,7 +53,9 @@
 //! - `placement`: the [`Placement`] trait.
 //! - `preference`: [`PreferenceList`], the allocation-free replica and fallback walk.
 //! - `topology`: the validated, indexed node set and the zone-spread rule (internal).
-//! - `partitioned/`: [`PartitionedRing`], [`RingConfig`], the claim algorithm and [`RingDiff`].
+//! - `partitioned/`: `config` ([`RingConfig`]), `ring` ([`PartitionedRing`]), `quota` and
+//!   `claim` (who holds each slot, and why), `diff` ([`RingDiff`]), `repr` (the checked serde
+//!   form).
 //! - `token`: [`TokenRing`], the classic ring with virtual nodes (ketama).
 //! - `jump`: [`JumpHash`], jump consistent hash over numbered buckets.
 //! - `rendezvous`: [`Rendezvous`], weighted highest-random-weight hashing in integers.

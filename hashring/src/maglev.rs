@@ -27,7 +27,9 @@ pub const MAX_MAGLEV_TABLE: u64 = 16_777_259;
 /// entries (0 or 1), so entries are shared in proportion to weight, in integers.
 #[derive(Clone, Debug)]
 pub struct Maglev {
+    /// The members, sorted by id.
     topo: Topology,
+    /// Node index of each of the M entries.
     table: Vec<u32>,
 }
 

@@ -64,13 +64,21 @@ impl Head<'_> {
 /// It borrows the strategy and never allocates. Clone it to walk it twice.
 #[derive(Clone, Debug)]
 pub struct PreferenceList<'a> {
+    /// The strategy's nodes and zones.
     topo: &'a Topology,
+    /// Entries the strategy placed itself, yielded first.
     head: Head<'a>,
+    /// How many leading entries are replicas: `min(n, nodes)`.
     replicas: usize,
+    /// Per-key (or per-partition) seed of the walk's rotations.
     seed: u64,
+    /// Entries yielded so far; the list ends at the node count.
     emitted: usize,
+    /// Next head entry to yield.
     head_pos: usize,
+    /// Current round of the zone walk.
     level: u32,
+    /// Next zone to visit in this round (0 = the seeded first zone).
     zone_cursor: u32,
 }
 

@@ -28,6 +28,7 @@ const WALK_SALT: u64 = u64::from_le_bytes(*b"hrw-walk");
 /// Ties (equal scores) go to the higher node hash, then the smaller id.
 #[derive(Clone, Debug)]
 pub struct Rendezvous {
+    /// The members, sorted by id.
     topo: Topology,
     /// Whether every node has the same weight (then scores compare by raw hash).
     uniform: bool,

@@ -29,7 +29,9 @@ const MAX_TOKENS: u64 = 1 << 24;
 /// of a rare zone.
 #[derive(Clone, Debug)]
 pub struct TokenRing {
+    /// The members, sorted by id.
     topo: Topology,
+    /// Tokens per unit of weight, kept for `with_node` / `without_node`.
     vnodes: u32,
     /// Token positions, ascending.
     tokens: Vec<u64>,

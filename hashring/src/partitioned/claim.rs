@@ -61,13 +61,19 @@ pub(crate) fn claim(
     }
 }
 
+/// The working state of one claim run.
 struct Claim<'a> {
+    /// The members of the ring being claimed.
     topo: &'a Topology,
+    /// Q.
     partitions: u32,
+    /// Stride of the slot table (the configured replica count).
     replicas: usize,
     /// Positions that hold a node: `min(replicas, nodes)`.
     len: usize,
+    /// Slots owed per position and node: `quota[position * nodes + node]`.
     quota: Vec<u32>,
+    /// Most slots allowed per position and node, same layout.
     cap: Vec<u32>,
     /// Which nodes may take slots by donation (`None`: none, for a new ring).
     may_take: Option<Vec<bool>>,
@@ -79,6 +85,7 @@ struct Claim<'a> {
     /// Per position, the nodes below cap (any order), so the fill's fallback scan shrinks as
     /// nodes fill up; `open_at` is each node's index in it (`NONE` when at or above cap).
     open: Vec<Vec<u32>>,
+    /// Index of each (position, node) in `open`, same layout as `count`.
     open_at: Vec<u32>,
 }
 
