@@ -108,6 +108,7 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             args.log.as_deref().unwrap_or("info"),
         ))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let file = match &args.config {
         Some(path) => {
