@@ -151,7 +151,7 @@ impl CheckOutcome {
 ///
 /// # Errors
 /// Bad input ([`Error::EmptyDomain`], [`Error::NoDescriptors`], [`Error::EmptyDescriptor`],
-/// [`Error::EmptyKey`], [`Error::CostOverflow`], [`Error::InvalidLimit`] for a key too long) or an
+/// [`Error::EmptyKey`], [`Error::CostOverflow`], [`Error::DescriptorTooLong`]) or an
 /// [`Error::UnknownDomain`].
 pub fn plan(policies: &Policies, req: &CheckRequest) -> Result<Plan, Error> {
     if req.domain.is_empty() {
@@ -186,10 +186,11 @@ pub fn plan(policies: &Policies, req: &CheckRequest) -> Result<Plan, Error> {
             Rule::Limited(limit) => {
                 let key = encode_key(&req.domain, &d.entries);
                 if key.len() > MAX_KEY_BYTES {
-                    return Err(Error::InvalidLimit(format!(
-                        "descriptor {index} is {} bytes long; the maximum is {MAX_KEY_BYTES}",
-                        key.len()
-                    )));
+                    return Err(Error::DescriptorTooLong {
+                        index,
+                        len: key.len(),
+                        max: MAX_KEY_BYTES,
+                    });
                 }
                 let kind = if d.refund {
                     OpKind::Refund
@@ -359,6 +360,14 @@ mod tests {
             (
                 req("default", d(), u64::MAX),
                 "cost 18446744073709551615 is above the maximum",
+            ),
+            (
+                req(
+                    "default",
+                    vec![Descriptor::new([("key", "x".repeat(5000))])],
+                    1,
+                ),
+                "descriptor 0 is 5014 bytes long; the maximum is 4096",
             ),
         ];
         for (r, want) in cases {

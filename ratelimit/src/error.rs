@@ -33,6 +33,18 @@ pub enum Error {
         /// Position of the entry in the descriptor.
         entry: usize,
     },
+    /// A descriptor whose encoded key is too long (keys are stored per client: bounded).
+    #[error(
+        "descriptor {index} is {len} bytes long; the maximum is {max} (domain, keys and values together)"
+    )]
+    DescriptorTooLong {
+        /// Position of the descriptor in the request.
+        index: usize,
+        /// Its encoded length.
+        len: usize,
+        /// [`crate::check::MAX_KEY_BYTES`].
+        max: usize,
+    },
     /// A cost (hits addend) beyond what a counter can hold.
     #[error("cost {cost} is above the maximum {max} a single check may carry")]
     CostOverflow {
@@ -75,6 +87,7 @@ impl From<Error> for tonic::Status {
             | Error::NoDescriptors
             | Error::EmptyDescriptor { .. }
             | Error::EmptyKey { .. }
+            | Error::DescriptorTooLong { .. }
             | Error::CostOverflow { .. }
             | Error::InvalidLimit(_)
             | Error::Policy(_)

@@ -38,6 +38,8 @@ pub struct Cluster {
     forwarders: HashMap<NodeId, Forwarder>,
     /// Timeouts and cooldown.
     config: ClusterConfig,
+    /// This node's id, as the ring names it.
+    me: NodeId,
 }
 
 impl Cluster {
@@ -75,6 +77,7 @@ impl Cluster {
             );
         }
         Ok(Cluster {
+            me: NodeId::from(config.node_id.as_str()),
             routing: Mutex::new(routing),
             local,
             forwarders,
@@ -112,12 +115,11 @@ impl Cluster {
                     .map(|&i| routing.route(&ops[i].key, now))
                     .collect()
             };
-            let me = NodeId::from(self.config.node_id.as_str());
             let mut local_ops = Vec::new();
             let mut waits = Vec::new();
             for (&i, owner) in todo.iter().zip(&routes) {
                 match self.forwarders.get(owner) {
-                    Some(f) if *owner != me => {
+                    Some(f) if *owner != self.me => {
                         waits.push((i, owner.clone(), f.send(ops[i].clone())))
                     }
                     _ => local_ops.push(i),

@@ -36,6 +36,10 @@ pub(crate) enum Verdict {
 }
 
 /// Budgets in this process: one [`KeyedStore`] shared by every clone of the layer.
+///
+/// Memory is bounded by the store's `max_keys` (1 M by default, about 61 MB): a full shard first
+/// drops its idle keys, then the key that recovers soonest. To return memory earlier, call
+/// `backend.store().evict_idle(now)` from a periodic task (it loses nothing).
 #[derive(Clone)]
 pub struct LocalBackend {
     /// The keys' state.
