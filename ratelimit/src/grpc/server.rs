@@ -16,6 +16,7 @@ use super::pb::ringkit::ratelimit::v1::rate_limit_admin_server::RateLimitAdminSe
 use super::pb::ringkit::ratelimit::v1::rate_limiter_server::RateLimiterServer;
 use super::peer::PeerService;
 use super::v1::CheckService;
+use crate::counter::Counter;
 use crate::error::Error;
 use crate::limiter::RateLimiter;
 
@@ -74,8 +75,15 @@ where
             .set_serving::<RateLimitAdminServer<AdminService>>()
             .await;
     }
-    let peer = PeerService::new(limiter.counter().local().clone());
-    health.set_serving::<ClusterPeerServer<PeerService>>().await;
+    // The peer protocol only in cluster mode: it applies raw operations (including resets) to
+    // the store, so a single node has no reason to expose it.
+    let peer = match limiter.counter() {
+        Counter::Cluster(cluster) => Some(PeerService::new(cluster.local().clone()).into_server()),
+        Counter::Local(_) => None,
+    };
+    if peer.is_some() {
+        health.set_serving::<ClusterPeerServer<PeerService>>().await;
+    }
 
     tonic::transport::Server::builder()
         .add_service(health_service)
@@ -84,7 +92,7 @@ where
         .add_service(
             EnvoyService::new(limiter.clone(), options.envoy_response_headers).into_server(),
         )
-        .add_service(peer.into_server())
+        .add_optional_service(peer)
         .add_optional_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
