@@ -221,6 +221,44 @@ impl From<Id> for u64 {
     }
 }
 
+/// Serialized as a decimal *string* (`"1445078208190291968"`): JSON numbers above 2^53 lose
+/// precision in JavaScript, so the JSON form of an ID is always text.
+impl serde::Serialize for Id {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.decimal())
+    }
+}
+
+/// Accepts the decimal string, and also a plain integer from producers that send numbers.
+impl<'de> serde::Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Id;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an ID as a decimal string or a non-negative integer")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Id, E> {
+                Id::parse(v, Encoding::Decimal).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Id, E> {
+                Id::new(v).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Id, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom("an ID is never negative"))
+                    .and_then(|v| self.visit_u64(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +305,21 @@ mod tests {
             ..Layout::classic()
         };
         assert!(Id::new(1 << 62).unwrap().decode(&narrow).is_err());
+    }
+
+    #[test]
+    fn json_form_is_a_string() {
+        let id = Id::new(1_445_078_208_190_291_968).unwrap();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, "\"1445078208190291968\"");
+        assert_eq!(serde_json::from_str::<Id>(&json).unwrap(), id);
+        assert_eq!(
+            serde_json::from_str::<Id>("1445078208190291968").unwrap(),
+            id
+        );
+        assert!(serde_json::from_str::<Id>("-1").is_err());
+        assert!(serde_json::from_str::<Id>("\"12x\"").is_err());
+        assert!(serde_json::from_str::<Id>("\"9223372036854775808\"").is_err());
     }
 
     #[test]

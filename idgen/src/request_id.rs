@@ -59,3 +59,64 @@ impl<C: Clock> MakeRequestId for SnowflakeRequestId<C> {
             .map(RequestId::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http::{Request, Response};
+    use tower::{ServiceBuilder, ServiceExt};
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+
+    use super::*;
+    use crate::{GeneratorConfig, Id, Layout, ManualClock, MemoryMarkStore, start};
+
+    const T0: u64 = 1_700_000_000_000;
+
+    #[tokio::test]
+    async fn stamps_and_propagates_a_decodable_snowflake() {
+        let clock = ManualClock::new(T0);
+        let handle = start(GeneratorConfig::default(), 5, clock, MemoryMarkStore::new()).unwrap();
+        let svc = ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(SnowflakeRequestId::new(
+                handle.generator(),
+            )))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+
+        let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+        let header = res.headers()["x-request-id"].to_str().unwrap();
+        let id: Id = header.parse().unwrap();
+        let d = id.decode(&Layout::classic()).unwrap();
+        assert_eq!((d.unix_ms, d.worker, d.sequence), (T0, 5, 0));
+
+        // A caller's own id is kept.
+        let req = Request::builder()
+            .header("x-request-id", "abc")
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.headers()["x-request-id"], "abc");
+    }
+
+    #[tokio::test]
+    async fn a_spent_tick_leaves_the_request_without_an_id_instead_of_waiting() {
+        let clock = ManualClock::new(T0);
+        let handle = start(GeneratorConfig::default(), 5, clock, MemoryMarkStore::new()).unwrap();
+        let ids = handle.generator();
+        while ids.try_next().is_ok() {}
+        let mut maker = SnowflakeRequestId::new(handle.generator()).with_encoding(Encoding::Base62);
+        assert!(maker.make_request_id(&Request::new(())).is_none());
+        // Another worker with room in its tick answers at once; base62 is 11 characters.
+        let other = start(
+            GeneratorConfig::default(),
+            6,
+            ManualClock::new(T0),
+            MemoryMarkStore::new(),
+        )
+        .unwrap();
+        let mut fresh = SnowflakeRequestId::new(other.generator()).with_encoding(Encoding::Base62);
+        let id = fresh.make_request_id(&Request::new(())).unwrap();
+        assert_eq!(id.header_value().len(), 11);
+    }
+}
