@@ -132,6 +132,32 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `retry_after` is exact: waiting that long admits the same hit, a nanosecond less does not.
+    #[test]
+    fn retry_after_is_sound_and_tight(limit in 1u64..10, arrivals in arrivals(), cost in 1u64..4) {
+        for algorithm in [Algorithm::TokenBucket, Algorithm::SlidingLog, Algorithm::SlidingWindow, Algorithm::FixedWindow] {
+            let l = Limit::new(algorithm, limit, Duration::from_nanos(W), None).unwrap();
+            let mut state = l.fresh_state();
+            let mut t = 5 * W;
+            for &(gap, c) in &arrivals {
+                t += gap;
+                l.check(&mut state, Timestamp::from_nanos(t), c);
+            }
+            let d = l.check(&mut state.clone(), Timestamp::from_nanos(t), cost);
+            if let (false, Some(r)) = (d.allowed, d.retry_after) {
+                let r = r.as_nanos() as u64;
+                prop_assert!(r > 0);
+                let at = |dt: u64| l.check(&mut state.clone(), Timestamp::from_nanos(t + dt), cost).allowed;
+                prop_assert!(at(r), "{}: not admitted after retry_after {}", algorithm, r);
+                prop_assert!(!at(r - 1), "{}: admitted 1 ns before retry_after {}", algorithm, r);
+            }
+        }
+    }
+}
+
 #[test]
 fn sliding_window_counter_is_near_exact_for_steady_traffic() {
     // Twice the limit arrives evenly; once warmed up, every sliding window admits about `limit`.
