@@ -82,7 +82,9 @@ pub(crate) fn open_connection(config: &SqliteConfig, writer: bool) -> Result<Con
     if writer {
         // Checkpoints run on their own thread so that no commit waits for one.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // Keep the WAL file's size when it restarts: commits then overwrite allocated blocks,
+        // which this machine syncs about twice as fast as appends (0.25 ms against 0.5 ms p50).
+        conn.pragma_update(None, "journal_size_limit", -1)?;
     } else {
         conn.pragma_update(None, "query_only", true)?;
     }
