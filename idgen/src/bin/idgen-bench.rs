@@ -60,8 +60,7 @@ struct Args {
     /// Concurrent calls (unary, batch) or streams (stream) in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// HTTP/2 connections the calls are spread over. Two keep both server cores busy while each
-    /// connection still batches many frames per write (more connections measured slower on 2 cores).
+    /// HTTP/2 connections the calls are spread over (each is one task on the server side).
     #[arg(long, default_value_t = 2)]
     connections: usize,
     /// Seconds per mode.
@@ -76,8 +75,8 @@ struct Args {
     /// Streams in flight for the stream mode.
     #[arg(long, default_value_t = 4)]
     streams: usize,
-    /// Client runtime worker threads. One leaves the second core to the server on a 2-core
-    /// machine; it measured faster than two (less cross-thread waking).
+    /// Client runtime worker threads. One leaves the second core of a 2-core machine to the
+    /// server; raise it when the client, not the server, is the bottleneck.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
 }
