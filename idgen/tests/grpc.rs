@@ -286,3 +286,49 @@ async fn info_and_health_describe_the_server() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn the_request_id_layers_work_on_a_tonic_server() {
+    use ringkit_idgen::SnowflakeRequestId;
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+
+    let handle = start(
+        GeneratorConfig::default(),
+        21,
+        SystemClock,
+        MemoryMarkStore::new(),
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .layer(SetRequestIdLayer::x_request_id(SnowflakeRequestId::new(
+            handle.generator(),
+        )))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .add_service(IdGenService::new(handle.generator()).into_server())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async {
+                let _ = stopped.await;
+            },
+        );
+    let task = tokio::spawn(server);
+
+    let mut client = Client::connect(format!("http://{addr}")).await.unwrap();
+    let response = client.next_id(pb::NextIdRequest {}).await.unwrap();
+    let header = response
+        .metadata()
+        .get("x-request-id")
+        .expect("x-request-id in the response");
+    let request_id: Id = header.to_str().unwrap().parse().unwrap();
+    let issued = response.into_inner().id;
+    // Both came from worker 21's generator, the request id first.
+    assert_eq!(request_id.decode(&Layout::classic()).unwrap().worker, 21);
+    assert!(request_id.as_u64() < issued);
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    handle.shutdown_async().await.unwrap();
+}
