@@ -97,3 +97,33 @@ fn fnv1a(v: u64) -> u64 {
 pub(crate) fn key(i: u64) -> bytes::Bytes {
     bytes::Bytes::from(format!("user{i:012}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn zipfian_stays_in_range_and_is_skewed() {
+        let chooser = KeyChooser::new(Distribution::Zipfian, 1000);
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut counts = vec![0u32; 1000];
+        for _ in 0..20_000 {
+            let k = chooser.next(&mut rng);
+            assert!(k < 1000);
+            counts[k as usize] += 1;
+        }
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        // Theta 0.99 over 1000 keys: the hottest key takes several percent, the top 10% of keys
+        // well over half; uniform would give 0.1% and 10%.
+        assert!(counts[0] > 20_000 / 50, "hottest key drew {}", counts[0]);
+        assert!(counts[..100].iter().sum::<u32>() > 10_000);
+    }
+
+    #[test]
+    fn uniform_stays_in_range() {
+        let chooser = KeyChooser::new(Distribution::Uniform, 10);
+        let mut rng = SmallRng::seed_from_u64(7);
+        assert!((0..1000).all(|_| chooser.next(&mut rng) < 10));
+    }
+}
