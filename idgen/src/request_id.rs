@@ -18,6 +18,25 @@ use crate::{Clock, IdGenerator, SystemClock, id::Encoding};
 /// It never waits: if the worker has spent this tick's sequence (more than 4,096 requests in one
 /// millisecond with the classic layout) or the generator refuses, the request gets no id rather
 /// than being delayed, and the refusal is counted in the generator's metrics.
+///
+/// On a tonic server (hyper and axum take the same two layers through `ServiceBuilder`):
+///
+/// ```no_run
+/// use ringkit_idgen::{GeneratorConfig, MemoryMarkStore, SnowflakeRequestId, SystemClock, start};
+/// use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let handle = start(GeneratorConfig::default(), 1, SystemClock, MemoryMarkStore::new())?;
+/// let service = ringkit_idgen::grpc::IdGenService::new(handle.generator());
+/// tonic::transport::Server::builder()
+///     .layer(SetRequestIdLayer::x_request_id(SnowflakeRequestId::new(handle.generator())))
+///     .layer(PropagateRequestIdLayer::x_request_id())
+///     .add_service(service.into_server())
+///     .serve("127.0.0.1:50051".parse()?)
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct SnowflakeRequestId<C = SystemClock> {
     /// Where ids come from.
