@@ -1,17 +1,15 @@
-//! The gRPC API against a real server on 127.0.0.1:0: normal use, every kind of bad input, and
-//! graceful shutdown; plus TTL and maintenance at the node level with an injected clock.
+//! The gRPC API against a real server on 127.0.0.1:0: normal use, every kind of bad input,
+//! health, reflection, and graceful shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use ringkit_kv::clock::{Clock, ManualClock, SystemClock};
+use ringkit_kv::clock::SystemClock;
 use ringkit_kv::grpc::pb::kv_client::KvClient;
 use ringkit_kv::grpc::pb::{self, scan_request::Bounds};
 use ringkit_kv::grpc::serve_listener;
-use ringkit_kv::model::Timestamp;
-use ringkit_kv::node::{KvNode, NodeConfig, Put, Quorum};
-use ringkit_kv::storage::{MemStorage, SqliteConfig, SqliteStorage, StorageExt};
+use ringkit_kv::node::{KvNode, NodeConfig};
+use ringkit_kv::storage::{SqliteConfig, SqliteStorage, StorageExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::Code;
@@ -507,110 +505,4 @@ async fn health_serves_and_shutdown_drains_to_disk() {
     drop(store);
     let err = SqliteStorage::open(SqliteConfig::new(dir.path(), "someone-else")).err();
     assert!(err.is_some_and(|e| e.to_string().contains("belongs to node")));
-}
-
-/// TTL: invisible the moment it expires (no background work needed), purged by maintenance.
-#[tokio::test]
-async fn ttl_hides_at_once_and_maintenance_purges() {
-    let clock = ManualClock::new(Timestamp(1_000_000));
-    let node = KvNode::new(
-        MemStorage::new(ringkit_kv::model::ActorId(1)),
-        NodeConfig::new("n1"),
-        Arc::new(clock.clone()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    node.put(Put::new("session", "s1").with_ttl(Duration::from_secs(30)))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    node.put(Put::new("forever", "f"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let got = node
-        .get(Bytes::from_static(b"session"), Quorum::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(got.values[0].expires_at, Some(Timestamp(1_030_000)));
-
-    clock.advance(Duration::from_millis(29_999));
-    assert!(
-        node.get(Bytes::from_static(b"session"), Quorum::default())
-            .await
-            .is_ok_and(|v| v.found())
-    );
-    clock.advance(Duration::from_millis(1));
-    assert!(
-        node.get(Bytes::from_static(b"session"), Quorum::default())
-            .await
-            .is_ok_and(|v| !v.found())
-    );
-    let report = node.maintain_once().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((report.expired, report.reaped), (1, 0));
-    assert!(
-        node.get(Bytes::from_static(b"forever"), Quorum::default())
-            .await
-            .is_ok_and(|v| v.found())
-    );
-
-    // A zero TTL is a mistake, not "expire now".
-    let err = node
-        .put(Put::new("x", "y").with_ttl(Duration::ZERO))
-        .await
-        .err();
-    assert!(err.is_some_and(|e| e.code() == Code::InvalidArgument));
-
-    // Tombstones are reaped only after the grace period.
-    node.delete(
-        Bytes::from_static(b"forever"),
-        Bytes::new(),
-        Quorum::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(node.maintain_once().await.map(|r| r.reaped).ok(), Some(0));
-    clock.advance(
-        node.config()
-            .maintenance
-            .tombstone_grace
-            .unwrap_or_default()
-            + Duration::from_millis(1),
-    );
-    assert_eq!(node.maintain_once().await.map(|r| r.reaped).ok(), Some(1));
-    assert_eq!(clock.now(), Timestamp(1_030_000 + 86_400_000 + 1));
-}
-
-/// Last-write-wins namespaces replace concurrent values (lossy by design); others keep siblings.
-#[tokio::test]
-async fn lww_namespace_replaces_and_causal_keeps() {
-    let mut config = NodeConfig::new("n1");
-    config.lww_prefixes = vec![Bytes::from_static(b"cache/")];
-    let node = KvNode::new(
-        MemStorage::new(ringkit_kv::model::ActorId(1)),
-        config,
-        Arc::new(SystemClock),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    for v in ["a", "b"] {
-        node.put(Put::new("cache/x", v))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        node.put(Put::new("data/x", v))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let lww = node
-        .get(Bytes::from_static(b"cache/x"), Quorum::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let causal = node
-        .get(Bytes::from_static(b"data/x"), Quorum::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        lww.values
-            .iter()
-            .map(|v| v.bytes.clone())
-            .collect::<Vec<_>>(),
-        vec![Bytes::from_static(b"b")]
-    );
-    assert_eq!(causal.values.len(), 2);
 }

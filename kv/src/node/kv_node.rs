@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::config::NodeConfig;
-use super::cursor::{decode_cursor, encode_cursor};
 use super::quorum::Quorum;
-use super::types::{DeleteOutcome, NodeStats, Put, PutOutcome, Scan, ScanPage, Value, Versioned};
+use super::types::{DeleteOutcome, NodeStats, Put, PutOutcome, Value, Versioned};
 use crate::clock::Clock;
 use crate::error::KvError;
 use crate::model::{
@@ -65,7 +64,7 @@ impl<S> std::fmt::Debug for KvNode<S> {
 }
 
 /// Records a request's outcome and latency.
-async fn observe<T>(
+pub(super) async fn observe<T>(
     op: &'static str,
     f: impl Future<Output = Result<T, KvError>>,
 ) -> Result<T, KvError> {
@@ -225,143 +224,6 @@ impl<S: Storage> KvNode<S> {
         .await
     }
 
-    /// Reads several keys from one snapshot.
-    ///
-    /// # Errors
-    /// Any invalid key fails the whole call (nothing was read); storage failures.
-    pub async fn batch_get(
-        &self,
-        keys: Vec<Bytes>,
-        quorum: Quorum,
-    ) -> Result<Vec<Versioned>, KvError> {
-        observe("batch_get", async {
-            let limits = &self.inner.config.limits;
-            limits.check_batch(keys.len())?;
-            for k in &keys {
-                limits.check_key(k)?;
-            }
-            quorum.resolve(self.inner.config.quorum)?;
-            let _permit = self
-                .inner
-                .reads
-                .acquire()
-                .await
-                .map_err(|_| KvError::Closed)?;
-            let ks = keys.clone();
-            let objects = self
-                .inner
-                .storage
-                .read(move |view| {
-                    ks.iter()
-                        .map(|k| view.get(k))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await?;
-            Ok(keys
-                .into_iter()
-                .zip(objects)
-                .map(|(k, o)| self.versioned(k, o.as_ref(), false))
-                .collect())
-        })
-        .await
-    }
-
-    /// Writes several keys in one group commit; each item succeeds or fails on its own (a
-    /// storage failure fails them all).
-    ///
-    /// # Errors
-    /// An empty or oversize batch, an invalid quorum, storage failures.
-    pub async fn batch_put(
-        &self,
-        puts: Vec<Put>,
-        quorum: Quorum,
-    ) -> Result<Vec<Result<PutOutcome, KvError>>, KvError> {
-        observe("batch_put", async {
-            self.inner.config.limits.check_batch(puts.len())?;
-            quorum.resolve(self.inner.config.quorum)?;
-            let now = self.now();
-            let mut slots: Vec<Result<(Bytes, bool), KvError>> = Vec::with_capacity(puts.len());
-            let mut ops = Vec::with_capacity(puts.len());
-            for put in puts {
-                let return_body = put.return_body;
-                match self.put_op(put, now) {
-                    Ok((key, op)) => {
-                        ops.push(op);
-                        slots.push(Ok((key, return_body)));
-                    }
-                    Err(e) => slots.push(Err(e)),
-                }
-            }
-            let mut results = if ops.is_empty() {
-                Vec::new().into_iter()
-            } else {
-                let _permit = self
-                    .inner
-                    .writes
-                    .acquire()
-                    .await
-                    .map_err(|_| KvError::Closed)?;
-                self.inner
-                    .storage
-                    .write(self.request(now, ops))
-                    .await?
-                    .into_iter()
-            };
-            Ok(slots
-                .into_iter()
-                .map(|slot| {
-                    let (key, return_body) = slot?;
-                    let applied = results.next().unwrap_or(Err(KvError::Closed))?;
-                    self.put_outcome(&key, applied, now, return_body)
-                })
-                .collect())
-        })
-        .await
-    }
-
-    /// Lists one page of keys in order.
-    ///
-    /// # Errors
-    /// Page size 0 or above the limit, a cursor from elsewhere, storage failures.
-    pub async fn scan(&self, scan: Scan) -> Result<ScanPage, KvError> {
-        observe("scan", async {
-            self.inner.config.limits.check_page_size(scan.page_size)?;
-            let range = if scan.cursor.is_empty() {
-                scan.range.clone()
-            } else {
-                scan.range.after(decode_cursor(&scan.range, &scan.cursor)?)
-            };
-            let now = self.now();
-            let limit = scan.page_size + 1;
-            let _permit = self
-                .inner
-                .reads
-                .acquire()
-                .await
-                .map_err(|_| KvError::Closed)?;
-            let mut rows = self
-                .inner
-                .storage
-                .read(move |view| view.scan(&range, now, limit))
-                .await?;
-            let more = rows.len() > scan.page_size;
-            rows.truncate(scan.page_size);
-            let next_cursor = match (more, rows.last()) {
-                (true, Some((last, _))) => encode_cursor(&scan.range, last),
-                _ => Bytes::new(),
-            };
-            let entries = rows
-                .into_iter()
-                .map(|(k, o)| self.versioned(k, Some(&o), scan.keys_only))
-                .collect();
-            Ok(ScanPage {
-                entries,
-                next_cursor,
-            })
-        })
-        .await
-    }
-
     /// Counters of the node and its store.
     ///
     /// # Errors
@@ -392,8 +254,26 @@ impl<S: Storage> KvNode<S> {
         }
     }
 
+    /// Waits for a read admission slot.
+    pub(super) async fn read_permit(&self) -> Result<SemaphorePermit<'_>, KvError> {
+        self.inner
+            .reads
+            .acquire()
+            .await
+            .map_err(|_| KvError::Closed)
+    }
+
+    /// Waits for a write admission slot.
+    pub(super) async fn write_permit(&self) -> Result<SemaphorePermit<'_>, KvError> {
+        self.inner
+            .writes
+            .acquire()
+            .await
+            .map_err(|_| KvError::Closed)
+    }
+
     /// A write request stamped with `now` and the node's sibling limits.
-    pub(crate) fn request(&self, now: Timestamp, ops: Vec<WriteOp>) -> WriteRequest {
+    pub(super) fn request(&self, now: Timestamp, ops: Vec<WriteOp>) -> WriteRequest {
         WriteRequest {
             now,
             siblings: self.inner.config.limits.siblings,
@@ -411,7 +291,7 @@ impl<S: Storage> KvNode<S> {
     }
 
     /// Validates a put and turns it into a storage operation.
-    fn put_op(&self, put: Put, now: Timestamp) -> Result<(Bytes, WriteOp), KvError> {
+    pub(super) fn put_op(&self, put: Put, now: Timestamp) -> Result<(Bytes, WriteOp), KvError> {
         let limits = &self.inner.config.limits;
         limits.check_key(&put.key)?;
         limits.check_value(&put.value)?;
@@ -454,7 +334,7 @@ impl<S: Storage> KvNode<S> {
     }
 
     /// Builds a put's reply, warning about sibling growth.
-    fn put_outcome(
+    pub(super) fn put_outcome(
         &self,
         key: &Bytes,
         applied: Applied,
@@ -481,7 +361,12 @@ impl<S: Storage> KvNode<S> {
     }
 
     /// A read reply for a key.
-    fn versioned(&self, key: Bytes, object: Option<&Object>, keys_only: bool) -> Versioned {
+    pub(super) fn versioned(
+        &self,
+        key: Bytes,
+        object: Option<&Object>,
+        keys_only: bool,
+    ) -> Versioned {
         match object {
             None => Versioned {
                 key,

@@ -4,6 +4,7 @@ mod config;
 mod cursor;
 mod kv_node;
 mod maintenance;
+mod multi;
 mod quorum;
 mod types;
 

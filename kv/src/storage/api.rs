@@ -229,7 +229,7 @@ pub trait ReadView {
 /// A key-value store engine: SQLite on disk, or the in-memory twin for simulations.
 ///
 /// Implementations apply the model's pure resolution functions inside their write path, so both
-/// decide every write the same way; the shared conformance suite (`tests/storage_conformance.rs`)
+/// decide every write the same way; the shared conformance suite (`tests/storage_conformance/`)
 /// holds them to it.
 pub trait Storage: Send + Sync + 'static {
     /// The actor this store issues dots as.

@@ -1,7 +1,7 @@
 //! Storage engines: the [`Storage`] contract, SQLite on disk, and the in-memory twin.
 //!
 //! Both engines resolve writes with the same pure model functions and pass the same conformance
-//! suite (`tests/storage_conformance.rs`).
+//! suite (`tests/storage_conformance/`).
 
 mod api;
 mod apply;
