@@ -19,7 +19,7 @@ use super::api::{ReadJob, Storage, WriteDone, WriteRequest, WriterStats};
 use crate::clock::{Clock, SystemClock};
 use crate::error::KvError;
 use crate::model::{ActorId, DotIssuer};
-use writer::{BatchLimits, Command, WalState, WriterShared};
+use writer::{BatchLimits, Command, WalState, WalSync, WriterShared};
 
 /// How often the checkpointer copies new WAL frames into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
@@ -86,16 +86,30 @@ impl SqliteStorage {
         })?;
 
         let (writer_tx, writer_rx) = mpsc::channel();
+        let wal_sync = match config.durability {
+            Durability::Full => Some(WalSync::new(schema::wal_path(&config.data_dir))),
+            Durability::Normal => None,
+        };
         let issuer = DotIssuer::new(identity.actor, identity.dot_counter);
         let writer_shared = Arc::clone(&shared);
         let writer = spawn("kv-writer", move || {
-            writer::run(conn, writer_rx, issuer, &writer_shared, limits, &wal);
+            writer::run(
+                conn,
+                writer_rx,
+                issuer,
+                &writer_shared,
+                limits,
+                &wal,
+                wal_sync,
+            );
         })?;
 
         let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
         let reader_rx = Arc::new(Mutex::new(reader_rx));
-        let db = schema::database_path(&config.data_dir);
-        let files = vec![db.clone(), db.with_extension("sqlite3-wal")];
+        let files = vec![
+            schema::database_path(&config.data_dir),
+            schema::wal_path(&config.data_dir),
+        ];
         let mut readers = Vec::with_capacity(config.readers);
         for i in 0..config.readers {
             let conn = schema::open_connection(&config, false)?;

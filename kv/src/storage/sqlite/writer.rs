@@ -7,6 +7,8 @@
 //! write. A request whose operations fail in storage is rolled back alone (a savepoint around it);
 //! the rest of the batch commits.
 
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, PoisonError};
@@ -72,6 +74,43 @@ impl WalState {
     }
 }
 
+/// Makes committed WAL frames durable before they are acknowledged (FULL durability).
+///
+/// In WAL mode a commit appends frames (and, after a restart, a new header) to one file, and
+/// recovery replays every frame up to the last valid commit record. So once `fdatasync` of that
+/// file returns after a COMMIT, the commit survives power loss: exactly what
+/// `synchronous=FULL` promises, without flushing the file's timestamps through the filesystem
+/// journal on every commit as the `fsync` of the bundled SQLite build does.
+#[derive(Debug)]
+pub(crate) struct WalSync {
+    /// The `-wal` file.
+    path: PathBuf,
+    /// Opened on first use: the file exists only once something was written.
+    file: Option<File>,
+}
+
+impl WalSync {
+    /// Syncs the WAL at `path`.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path, file: None }
+    }
+
+    /// `fdatasync`s the WAL. A WAL that does not exist yet holds nothing to sync.
+    fn sync(&mut self) -> std::io::Result<()> {
+        if self.file.is_none() {
+            match File::open(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        match &self.file {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Backlog under which the writer's own checkpoint is cheap (the checkpointer did the rest).
 const CHEAP_BACKLOG: u64 = 1024;
 
@@ -107,6 +146,7 @@ pub(crate) fn run(
     shared: &WriterShared,
     limits: BatchLimits,
     wal: &WalState,
+    mut wal_sync: Option<WalSync>,
 ) {
     let mut closing = false;
     while !closing {
@@ -132,7 +172,7 @@ pub(crate) fn run(
             next = rx.try_recv().ok();
         }
         if !batch.is_empty() {
-            commit_batch(&conn, &mut issuer, batch, shared);
+            commit_batch(&conn, &mut issuer, batch, shared, wal_sync.as_mut());
             finish_checkpoint(&conn, wal, limits.checkpoint_pages);
         }
     }
@@ -172,6 +212,7 @@ fn commit_batch(
     issuer: &mut DotIssuer,
     batch: Vec<(WriteRequest, WriteDone)>,
     shared: &WriterShared,
+    wal_sync: Option<&mut WalSync>,
 ) {
     let started = Instant::now();
     let n_requests = batch.len() as u64;
@@ -207,16 +248,16 @@ fn commit_batch(
             return;
         }
     }
-    let commit = (|| -> Result<std::time::Duration, KvError> {
+    let commit = (|| -> Result<Instant, KvError> {
         if issuer.last() != counter_before {
             save_dot_counter(conn, issuer.last())?;
         }
         let sync_started = Instant::now();
         conn.execute_batch("COMMIT")?;
-        Ok(sync_started.elapsed())
+        Ok(sync_started)
     })();
-    let sync = match commit {
-        Ok(sync) => sync,
+    let sync_started = match commit {
+        Ok(at) => at,
         Err(e) => {
             tracing::error!(error = %e, requests = n_requests, "group commit failed; every request in it fails");
             let _ = conn.execute_batch("ROLLBACK");
@@ -226,6 +267,17 @@ fn commit_batch(
             return;
         }
     };
+    if let Some(Err(e)) = wal_sync.map(WalSync::sync) {
+        // Committed but not known to be durable: the outcome is unknown, so every request
+        // fails rather than being acknowledged.
+        tracing::error!(error = %e, requests = n_requests, "syncing the WAL failed; every request of the group commit fails");
+        let e = KvError::from(e);
+        for (done, _) in outcomes {
+            done(Err(e.clone()));
+        }
+        return;
+    }
+    let sync = sync_started.elapsed();
     let elapsed = started.elapsed();
     for (done, outcome) in outcomes {
         done(outcome);
