@@ -71,8 +71,9 @@ pub struct ClockPolicy {
     /// Backward steps up to this are absorbed: keep issuing on the last tick while its sequence
     /// lasts, then wait. Larger steps are refused with [`NextError::ClockBackwards`].
     pub backward_tolerance: Duration,
-    /// Right after a restart, a clock behind the persisted mark by at most this much waits
-    /// (the mark was reserved ahead); further behind is refused as a backward step.
+    /// Before the first ID of a run, a clock behind the floor (the previous run's persisted mark,
+    /// or this run's start) by at most this much waits, since the previous run reserved that far
+    /// ahead; further behind is refused as a backward step.
     pub restart_grace: Duration,
 }
 
