@@ -6,12 +6,14 @@ use std::path::PathBuf;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// `synchronous=FULL`: the WAL is synced before a commit is acknowledged, so an acknowledged
-    /// write survives a process crash *and* a power loss or kernel panic.
+    /// The writer `fdatasync`s the WAL after every group commit and acknowledges only then, so
+    /// an acknowledged write survives a process crash *and* a power loss or kernel panic (the
+    /// guarantee of SQLite's `synchronous=FULL`).
     #[default]
     Full,
-    /// `synchronous=NORMAL`: the WAL is synced only at checkpoints. An acknowledged write survives
-    /// a process crash (kill -9), but the last commits before a power loss may be rolled back.
+    /// No sync per commit (SQLite's `synchronous=NORMAL`: the WAL is synced only around
+    /// checkpoints). An acknowledged write survives a process crash (kill -9), but the last
+    /// commits before a power loss may be rolled back.
     Normal,
 }
 
