@@ -1,6 +1,9 @@
-//! Kill -9 recovery: a real `kv-server` process takes concurrent writes, is killed with SIGKILL
-//! mid-stream, and is restarted on the same data directory. Every write it acknowledged before
-//! dying must be there afterwards (FULL durability; SQLite's WAL replay does the recovery).
+//! The real `kv-server` binary: kill -9 recovery, and settings from a TOML file and the
+//! environment.
+//!
+//! Recovery: the process takes concurrent writes, is killed with SIGKILL mid-stream, and is
+//! restarted on the same data directory. Every write it acknowledged before dying must be there
+//! afterwards (FULL durability; SQLite's WAL replay does the recovery).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -25,17 +28,22 @@ impl Drop for ServerProcess {
 
 /// Starts `kv-server` on an ephemeral port and returns it with its address.
 fn start(dir: &Path) -> (ServerProcess, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kv-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--node-id",
-            "crash-test",
-            "--metrics-listen",
-            "off",
-            "--durability",
-            "full",
-        ])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kv-server"));
+    cmd.args([
+        "--node-id",
+        "crash-test",
+        "--metrics-listen",
+        "off",
+        "--durability",
+        "full",
+    ]);
+    start_with(cmd, dir)
+}
+
+/// Starts a prepared `kv-server` command on an ephemeral port in `dir`.
+fn start_with(mut cmd: Command, dir: &Path) -> (ServerProcess, String) {
+    let mut child = cmd
+        .args(["--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir)
         .env("RUST_LOG", "warn")
@@ -144,5 +152,68 @@ async fn acknowledged_writes_survive_sigkill() {
     eprintln!(
         "{} acknowledged writes all present after SIGKILL and restart",
         acked.len()
+    );
+}
+
+#[tokio::test]
+async fn toml_file_and_environment_are_honoured() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let config = dir.path().join("kv.toml");
+    std::fs::write(
+        &config,
+        "node_id = \"toml-node\"\nmetrics_listen = \"off\"\nmax_key_bytes = 8\n",
+    )
+    .unwrap_or_else(|e| panic!("write config: {e}"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kv-server"));
+    cmd.arg("--config")
+        .arg(&config)
+        .env("KV_DURABILITY", "normal");
+    let (_server, addr) = start_with(cmd, &dir.path().join("data"));
+    let mut client = connect(&addr).await;
+
+    let stats = client
+        .stats(ringkit_kv::grpc::pb::StatsRequest {})
+        .await
+        .unwrap_or_else(|e| panic!("stats: {e}"))
+        .into_inner();
+    assert_eq!(
+        (stats.node_id.as_str(), stats.durability.as_str()),
+        ("toml-node", "normal")
+    );
+    let long = PutRequest {
+        key: Bytes::from_static(b"123456789"),
+        ..Default::default()
+    };
+    let err = client
+        .put(long)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("9-byte key accepted"));
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("limit of 8 bytes"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn invalid_settings_stop_the_server_with_a_message() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let config = dir.path().join("kv.toml");
+    std::fs::write(&config, "max_siblings = 0\n").unwrap_or_else(|e| panic!("write config: {e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_kv-server"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap_or_else(|e| panic!("run kv-server: {e}"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("max_siblings must be at least 1"),
+        "{stderr}"
     );
 }
