@@ -54,6 +54,29 @@ pub enum KvError {
     /// The gRPC transport failed (the listener, a connection).
     #[error("transport error: {0}")]
     Transport(Arc<tonic::transport::Error>),
+    /// A node id that is not a member of the current cluster map.
+    #[error("unknown cluster node {0:?}")]
+    UnknownNode(String),
+    /// A peer replica answered a cluster call with an error.
+    #[error("peer {node} failed: {status:?}: {message}")]
+    Peer {
+        /// The peer's node id.
+        node: String,
+        /// The gRPC code it returned.
+        status: tonic::Code,
+        /// Its message.
+        message: String,
+    },
+    /// A peer replica did not answer within the per-replica timeout.
+    #[error("peer {node} timed out")]
+    Timeout {
+        /// The peer's node id.
+        node: String,
+    },
+    /// Too few replicas answered for the request's quorum; the message says how many did, of
+    /// how many, and which timed out or failed. A write may still have reached some replicas.
+    #[error("quorum not reached: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for KvError {
@@ -88,7 +111,12 @@ impl KvError {
             KvError::Rejected(WriteRejection::ContextFromFuture { .. }) => Code::InvalidArgument,
             KvError::Rejected(WriteRejection::CounterExhausted) => Code::ResourceExhausted,
             KvError::Corrupt { .. } => Code::DataLoss,
-            KvError::Closed | KvError::Transport(_) => Code::Unavailable,
+            KvError::Closed
+            | KvError::Transport(_)
+            | KvError::UnknownNode(_)
+            | KvError::Timeout { .. }
+            | KvError::Unavailable(_) => Code::Unavailable,
+            KvError::Peer { status, .. } => *status,
             KvError::Identity(_) => Code::FailedPrecondition,
             KvError::Sqlite(_) | KvError::Io(_) | KvError::Internal(_) => Code::Internal,
         }

@@ -37,11 +37,14 @@
 //!   admission, background maintenance (TTL purge, tombstone reaping).
 //! - [`grpc`]: the generated `ringkit.kv.v1` types, the tonic service, and
 //!   [`serve`](grpc::serve) (health and reflection included).
+//! - [`cluster`]: many nodes as one Dynamo-style cluster: placement, quorums, sloppy quorum and
+//!   hinted handoff, read repair, anti-entropy, membership, the internal gRPC services.
 //! - [`clock`]: injected wall-clock time. [`error`]: [`KvError`](error::KvError) and its gRPC
 //!   mapping.
 //! - Binaries: `kv-server` (one node) and `kv-bench` (YCSB-style load generator).
 
 pub mod clock;
+pub mod cluster;
 pub mod error;
 pub mod grpc;
 pub mod model;

@@ -1,0 +1,33 @@
+//! Many kv nodes as one Dynamo-style cluster: placement, replication with N/R/W quorums, sloppy
+//! quorum with hinted handoff, read repair, anti-entropy and membership.
+//!
+//! Every decision is a sans-IO state machine (pure structs, time passed in) with unit tests; thin
+//! tokio shells run them. The network is reached only through two seams, so the turmoil
+//! simulation runs the real code: [`channels::Channels`] (gRPC channels built by a pluggable
+//! [`channels::Connector`]) and gossip's datagram socket.
+//!
+//! # Layout
+//! - [`topology`]: [`ClusterMap`](topology::ClusterMap) (ring, member addresses, transfers in
+//!   progress), [`ReplicaSet`](topology::ReplicaSet), [`LiveSet`](topology::LiveSet).
+//! - [`channels`]: one lazily connected gRPC channel per member.
+//! - [`peers`]: the [`ReplicaPeers`](peers::ReplicaPeers) trait (merge and read objects on other
+//!   nodes) and its gRPC implementation.
+//! - [`pb`]: generated code of the internal `ringkit.kv.cluster.v1` protocols.
+
+pub mod channels;
+pub mod peers;
+pub mod topology;
+
+/// Largest internal message (a merge batch, a read answer): room for a batch of large objects.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Generated protobuf and tonic code for the internal `ringkit.kv.cluster.v1` services.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("ringkit.kv.cluster.v1");
+
+    /// The encoded descriptor set of every kv proto (client API and internal services), served
+    /// by gRPC reflection on cluster nodes.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/kv_cluster_descriptor.bin"));
+}
