@@ -56,6 +56,30 @@ pub enum WriteOp {
         /// Most rows to delete in this request.
         limit: usize,
     },
+    /// Keeps `object` as a durable hint for `target` (a replica that could not be reached),
+    /// merged into any hint already held for (`target`, `key`), so two hints for one key keep
+    /// both writes as siblings. Hints live apart from the node's own data: reads never see them.
+    StoreHint {
+        /// The node the hint is for (a `NodeId`'s string form).
+        target: String,
+        /// The key.
+        key: Bytes,
+        /// The state to hand to `target`.
+        object: Object,
+    },
+    /// Deletes the hint for (`target`, `key`) only if its digest is still `digest`.
+    ///
+    /// Handoff reads a batch of hints, delivers them, then drops each with the digest it read:
+    /// a hint that was merged with a newer write during the delivery has another digest and is
+    /// kept for the next round, so that write is never lost.
+    DropHint {
+        /// The node the hint was for.
+        target: String,
+        /// The key.
+        key: Bytes,
+        /// The digest the hint had when it was read (see [`HintEntry::digest`]).
+        digest: u64,
+    },
 }
 
 /// A group of operations submitted together; each succeeds or fails on its own.
@@ -81,10 +105,17 @@ pub enum Applied {
         /// Whether the stored state changed.
         changed: bool,
     },
-    /// Rows deleted by a purge or a reap.
+    /// Rows deleted by a purge, a reap or a dropped hint.
     Removed {
         /// How many rows.
         rows: usize,
+    },
+    /// A hint was stored (merged into the one held for the same target and key, if any).
+    Hinted {
+        /// Digest of the hint now held, as [`ReadView::hints`] reports it.
+        digest: u64,
+        /// Whether the held hint changed (false when it already covered the incoming state).
+        changed: bool,
     },
 }
 
@@ -109,6 +140,28 @@ pub struct RowEntry {
     pub digest: u64,
     /// The stored state, tombstones and expired siblings included.
     pub object: Object,
+}
+
+/// A durable hint as handoff reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HintEntry {
+    /// The key.
+    pub key: Bytes,
+    /// Digest of the key and the hint's canonical encoding: what [`WriteOp::DropHint`] checks.
+    pub digest: u64,
+    /// The state to hand over.
+    pub object: Object,
+}
+
+/// How many hints a node holds for one target: the handoff backlog an operator watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HintBacklog {
+    /// The node the hints are for (a `NodeId`'s string form).
+    pub target: String,
+    /// Hints held (one per key).
+    pub hints: u64,
+    /// Bytes of their encoded objects.
+    pub bytes: u64,
 }
 
 /// An order-independent summary of a hash range: equal ranges have equal summaries.
@@ -224,6 +277,24 @@ pub trait ReadView {
     /// # Errors
     /// Storage failures.
     fn stats(&mut self) -> Result<DataStats, KvError>;
+
+    /// Up to `limit` hints held for `target`, in key order, resuming strictly after the key
+    /// `after`.
+    ///
+    /// # Errors
+    /// Storage failures and corrupt rows.
+    fn hints(
+        &mut self,
+        target: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<HintEntry>, KvError>;
+
+    /// The hint backlog of every target that has hints, ordered by target.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn hint_summary(&mut self) -> Result<Vec<HintBacklog>, KvError>;
 }
 
 /// A key-value store engine: SQLite on disk, or the in-memory twin for simulations.

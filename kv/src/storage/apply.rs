@@ -5,10 +5,11 @@
 
 use bytes::Bytes;
 
-use super::api::{Applied, OpResult, WriteOp};
+use super::api::{Applied, HintEntry, OpResult, WriteOp};
 use crate::error::KvError;
 use crate::model::{
-    DotIssuer, Object, SiblingLimits, Timestamp, resolve_local_write, resolve_merge,
+    DotIssuer, Object, SiblingLimits, Timestamp, encode_object, resolve_local_write, resolve_merge,
+    row_digest,
 };
 
 /// Row-level access to an engine inside its write transaction.
@@ -23,6 +24,20 @@ pub(crate) trait RowWriter {
     fn reap_if_unchanged(&mut self, key: &[u8], digest: u64) -> Result<usize, KvError>;
     /// Deletes up to `limit` tombstones whose last change is before `before`.
     fn reap_tombstones(&mut self, before: Timestamp, limit: usize) -> Result<usize, KvError>;
+    /// The hint held for (`target`, `key`).
+    fn load_hint(&mut self, target: &str, key: &[u8]) -> Result<Option<Object>, KvError>;
+    /// Stores `hint` for `target` (insert or replace); `encoded` is its object's canonical
+    /// encoding, from which `hint.digest` was computed.
+    fn store_hint(
+        &mut self,
+        target: &str,
+        hint: &HintEntry,
+        encoded: &[u8],
+        now: Timestamp,
+    ) -> Result<(), KvError>;
+    /// Deletes the hint for (`target`, `key`) if its digest is `digest`; returns the rows
+    /// deleted (0 or 1).
+    fn drop_hint(&mut self, target: &str, key: &[u8], digest: u64) -> Result<usize, KvError>;
 }
 
 /// Applies one operation. The outer error is a storage failure (the caller rolls the request
@@ -70,6 +85,41 @@ pub(crate) fn apply_op(
             limit,
         } => {
             let removed = rows.reap_tombstones(deleted_before, limit)?;
+            Ok(Ok(Applied::Removed { rows: removed }))
+        }
+        WriteOp::StoreHint {
+            target,
+            key,
+            object,
+        } => {
+            let held = rows.load_hint(&target, &key)?;
+            // No dot is issued or observed: a hint is another node's state in transit, and it
+            // becomes this node's business only through a Merge.
+            let merged = match &held {
+                Some(held) => held.merge(&object),
+                None => object,
+            };
+            let changed = held.as_ref() != Some(&merged);
+            let encoded = encode_object(&merged);
+            let hint = HintEntry {
+                digest: row_digest(&key, &encoded),
+                key,
+                object: merged,
+            };
+            if changed {
+                rows.store_hint(&target, &hint, &encoded, now)?;
+            }
+            Ok(Ok(Applied::Hinted {
+                digest: hint.digest,
+                changed,
+            }))
+        }
+        WriteOp::DropHint {
+            target,
+            key,
+            digest,
+        } => {
+            let removed = rows.drop_hint(&target, &key, digest)?;
             Ok(Ok(Applied::Removed { rows: removed }))
         }
     }

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use bytes::Bytes;
 
 use super::api::{
-    DataStats, RangeSummary, ReadJob, ReadView, RowEntry, Storage, WriteDone, WriteRequest,
-    WriterStats,
+    DataStats, HintBacklog, HintEntry, RangeSummary, ReadJob, ReadView, RowEntry, Storage,
+    WriteDone, WriteRequest, WriterStats,
 };
 use super::apply::{RowWriter, apply_op};
 use crate::error::KvError;
@@ -36,6 +36,17 @@ struct Row {
     updated_at: Timestamp,
 }
 
+/// One durable hint.
+#[derive(Clone, Debug)]
+struct HintRow {
+    /// The state to hand over.
+    object: Object,
+    /// Digest of the key and the encoding (same as SQLite's).
+    digest: u64,
+    /// Encoded size, for the backlog.
+    encoded_len: usize,
+}
+
 /// Everything behind the lock.
 #[derive(Debug)]
 struct State {
@@ -43,6 +54,8 @@ struct State {
     rows: BTreeMap<Bytes, Row>,
     /// (hash, key) index for partition ranges.
     by_hash: BTreeSet<(u64, Bytes)>,
+    /// Hints by target, then key (a target's map is removed with its last hint).
+    hints: BTreeMap<String, BTreeMap<Bytes, HintRow>>,
     /// The dot counter.
     issuer: DotIssuer,
 }
@@ -73,6 +86,7 @@ impl MemStorage {
                 state: RwLock::new(State {
                     rows: BTreeMap::new(),
                     by_hash: BTreeSet::new(),
+                    hints: BTreeMap::new(),
                     issuer: DotIssuer::new(actor, 0),
                 }),
                 stats: Mutex::new(WriterStats::default()),
@@ -148,6 +162,47 @@ impl RowWriter for State {
             .take(limit)
             .collect();
         Ok(self.remove_all(&doomed))
+    }
+
+    fn load_hint(&mut self, target: &str, key: &[u8]) -> Result<Option<Object>, KvError> {
+        Ok(self
+            .hints
+            .get(target)
+            .and_then(|h| h.get(key))
+            .map(|h| h.object.clone()))
+    }
+
+    fn store_hint(
+        &mut self,
+        target: &str,
+        hint: &HintEntry,
+        encoded: &[u8],
+        _now: Timestamp,
+    ) -> Result<(), KvError> {
+        let row = HintRow {
+            object: hint.object.clone(),
+            digest: hint.digest,
+            encoded_len: encoded.len(),
+        };
+        self.hints
+            .entry(target.to_owned())
+            .or_default()
+            .insert(hint.key.clone(), row);
+        Ok(())
+    }
+
+    fn drop_hint(&mut self, target: &str, key: &[u8], digest: u64) -> Result<usize, KvError> {
+        let Some(held) = self.hints.get_mut(target) else {
+            return Ok(0);
+        };
+        if held.get(key).is_none_or(|h| h.digest != digest) {
+            return Ok(0);
+        }
+        held.remove(key);
+        if held.is_empty() {
+            self.hints.remove(target);
+        }
+        Ok(1)
     }
 }
 
@@ -249,6 +304,42 @@ impl ReadView for &State {
             s.data_bytes += row.encoded_len as u64;
         }
         Ok(s)
+    }
+
+    fn hints(
+        &mut self,
+        target: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<HintEntry>, KvError> {
+        let Some(held) = self.hints.get(target) else {
+            return Ok(Vec::new());
+        };
+        let start = match after {
+            Some(k) => Bound::Excluded(Bytes::copy_from_slice(k)),
+            None => Bound::Unbounded,
+        };
+        Ok(held
+            .range::<Bytes, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(key, h)| HintEntry {
+                key: key.clone(),
+                digest: h.digest,
+                object: h.object.clone(),
+            })
+            .collect())
+    }
+
+    fn hint_summary(&mut self) -> Result<Vec<HintBacklog>, KvError> {
+        Ok(self
+            .hints
+            .iter()
+            .map(|(target, held)| HintBacklog {
+                target: target.clone(),
+                hints: held.len() as u64,
+                bytes: held.values().map(|h| h.encoded_len as u64).sum(),
+            })
+            .collect())
     }
 }
 

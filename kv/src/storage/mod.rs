@@ -10,8 +10,8 @@ mod memory;
 mod sqlite;
 
 pub use api::{
-    Applied, DataStats, OpResult, RangeSummary, ReadJob, ReadView, RowEntry, Storage, WriteDone,
-    WriteOp, WriteRequest, WriterStats,
+    Applied, DataStats, HintBacklog, HintEntry, OpResult, RangeSummary, ReadJob, ReadView,
+    RowEntry, Storage, WriteDone, WriteOp, WriteRequest, WriterStats,
 };
 pub use ext::{Pending, StorageExt};
 pub use memory::MemStorage;

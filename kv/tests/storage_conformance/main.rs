@@ -108,6 +108,7 @@ fn values(o: &Object) -> Vec<String> {
         .collect()
 }
 
+mod hints;
 mod suite;
 
 macro_rules! conformance {
@@ -158,6 +159,22 @@ macro_rules! conformance {
             #[test]
             fn closed_store_refuses_work() {
                 suite::closed_store_refuses_work(&*$engine());
+            }
+            #[test]
+            fn hints_are_listed_per_target_in_key_order() {
+                hints::hints_are_listed_per_target_in_key_order(&*$engine());
+            }
+            #[test]
+            fn hints_are_not_data() {
+                hints::hints_are_not_data(&*$engine());
+            }
+            #[test]
+            fn hints_merge_and_keep_siblings() {
+                hints::hints_merge_and_keep_siblings(&*$engine());
+            }
+            #[test]
+            fn drop_hint_keeps_a_hint_changed_since_it_was_read() {
+                hints::drop_hint_keeps_a_hint_changed_since_it_was_read(&*$engine());
             }
         }
     };
@@ -256,4 +273,45 @@ fn sqlite_failing_request_is_rolled_back_alone() {
     );
     assert!(get(&store, "b").is_some());
     assert!(get(&store, "poison").is_none());
+}
+
+/// The twin property for hints: identical hint histories give identical hints and digests.
+#[test]
+fn engines_agree_on_hints() {
+    let disk = sqlite();
+    let mem = MemStorage::new(disk.actor());
+    hints::engines_agree_on_hints(&*disk, &mem);
+}
+
+/// A hint is durable: once its write is acknowledged it survives closing and reopening the
+/// store, digest included (so a handoff that read it before the restart can still drop it).
+#[test]
+fn sqlite_hints_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let open = || {
+        SqliteStorage::open(SqliteConfig::new(dir.path(), "test-node"))
+            .unwrap_or_else(|e| panic!("open: {e}"))
+    };
+    let store = open();
+    let (a, b) = (hints::remote_object(7, "a"), hints::remote_object(8, "b"));
+    let (digest, _) = hints::hinted(&store, hints::store_hint("node-b", "k", a.clone()));
+    hints::hinted(&store, hints::store_hint("node-b", "k", b.clone()));
+    hints::hinted(&store, hints::store_hint("node-c", "j", b));
+    let before = hints::hints_of(&store, "node-b", None, 10);
+    assert_ne!(before[0].digest, digest);
+    store.close();
+    drop(store);
+
+    let store = open();
+    assert_eq!(hints::hints_of(&store, "node-b", None, 10), before);
+    let backlog = hints::summary(&store);
+    assert_eq!(backlog.len(), 2);
+    assert_eq!(
+        (backlog[0].target.as_str(), backlog[0].hints),
+        ("node-b", 1)
+    );
+    assert_eq!(
+        (backlog[1].target.as_str(), backlog[1].hints),
+        ("node-c", 1)
+    );
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::super::api::{DataStats, RangeSummary, ReadView, RowEntry};
+use super::super::api::{DataStats, HintBacklog, HintEntry, RangeSummary, ReadView, RowEntry};
 use super::super::apply::RowWriter;
 use crate::error::KvError;
 use crate::model::{
@@ -102,6 +102,60 @@ impl RowWriter for SqlRows<'_> {
             i64::try_from(limit).unwrap_or(i64::MAX)
         ])?)
     }
+
+    fn load_hint(&mut self, target: &str, key: &[u8]) -> Result<Option<Object>, KvError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT data FROM hints WHERE target = ?1 AND key = ?2")?;
+        let mut rows = stmt.query(params![target, key])?;
+        match rows.next()? {
+            Some(row) => {
+                let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                Ok(Some(decode_hint(target, key, data)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn store_hint(
+        &mut self,
+        target: &str,
+        hint: &HintEntry,
+        encoded: &[u8],
+        now: Timestamp,
+    ) -> Result<(), KvError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO hints (target, key, digest, updated_at, data) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (target, key) DO UPDATE SET
+                digest = excluded.digest, updated_at = excluded.updated_at, data = excluded.data",
+        )?;
+        stmt.execute(params![
+            target,
+            hint.key.as_ref(),
+            hint.digest as i64,
+            ms(now),
+            encoded
+        ])?;
+        Ok(())
+    }
+
+    fn drop_hint(&mut self, target: &str, key: &[u8], digest: u64) -> Result<usize, KvError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM hints WHERE target = ?1 AND key = ?2 AND digest = ?3")?;
+        Ok(stmt.execute(params![target, key, digest as i64])?)
+    }
+}
+
+/// Decodes a stored hint, naming its target and key if it is corrupt.
+fn decode_hint(target: &str, key: &[u8], data: &[u8]) -> Result<Object, KvError> {
+    decode_object(&Bytes::copy_from_slice(data)).map_err(|reason| KvError::Corrupt {
+        what: format!(
+            "hint for node {target:?}, key {}",
+            String::from_utf8_lossy(key)
+        ),
+        reason,
+    })
 }
 
 /// A reader's view: a connection inside a read transaction.
@@ -238,5 +292,52 @@ impl ReadView for SqlReadView<'_> {
             disk_bytes: (self.disk_bytes)(),
             ..s
         })
+    }
+
+    fn hints(
+        &mut self,
+        target: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<HintEntry>, KvError> {
+        // An empty key sorts first and no stored key is empty, so "after nothing" is "after ''".
+        let after = after.unwrap_or_default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, digest, data FROM hints WHERE target = ?1 AND key > ?2
+             ORDER BY key LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![
+            target,
+            after,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let key = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+            let data = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+            out.push(HintEntry {
+                key: Bytes::copy_from_slice(key),
+                digest: row.get::<_, i64>(1)? as u64,
+                object: decode_hint(target, key, data)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn hint_summary(&mut self) -> Result<Vec<HintBacklog>, KvError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT target, count(*), coalesce(sum(length(data)), 0) FROM hints
+             GROUP BY target ORDER BY target",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(HintBacklog {
+                target: row.get(0)?,
+                hints: row.get::<_, i64>(1)? as u64,
+                bytes: row.get::<_, i64>(2)? as u64,
+            });
+        }
+        Ok(out)
     }
 }

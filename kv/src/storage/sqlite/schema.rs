@@ -11,8 +11,13 @@
 //!   contiguous hash range) can be listed, hashed and streamed by a range query. The hash index
 //!   holds `khash` alone: an update changes no indexed column, so it rewrites only the row's page.
 //!
-//! Later schema versions (the cluster's durable hints) are added as further steps in
-//! [`MIGRATIONS`], keyed by `PRAGMA user_version`.
+//! Schema version 2 adds `hints(target, key, digest, updated_at, data)`: the cluster's durable
+//! hints, one row per (target node, key), holding the encoded state to hand to that node when it
+//! is reachable again. Hints are written by the same writer in the same group commits as the
+//! data, so a hint is as durable as any acknowledged write.
+//!
+//! Each version is a step in [`MIGRATIONS`], keyed by `PRAGMA user_version`; opening an older
+//! database runs the missing steps in one transaction.
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,7 +29,8 @@ use crate::error::KvError;
 use crate::model::ActorId;
 
 /// Schema steps; entry `i` upgrades `user_version` `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE meta (
     name  TEXT PRIMARY KEY NOT NULL,
     value ANY NOT NULL
@@ -42,7 +48,18 @@ CREATE TABLE objects (
 CREATE INDEX objects_by_hash ON objects(khash);
 CREATE INDEX objects_by_expiry ON objects(expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX objects_tombstones ON objects(updated_at) WHERE tombstone = 1;
-"];
+",
+    "
+CREATE TABLE hints (
+    target     TEXT NOT NULL,     -- the node the hint is for
+    key        BLOB NOT NULL,
+    digest     INTEGER NOT NULL,  -- xxh3 of key and data: handoff drops a hint only if unchanged
+    updated_at INTEGER NOT NULL,  -- ms of the last change
+    data       BLOB NOT NULL,     -- the canonical object encoding
+    PRIMARY KEY (target, key)
+);
+",
+];
 
 /// The database file inside the data directory.
 pub(crate) fn database_path(dir: &Path) -> std::path::PathBuf {
@@ -186,4 +203,66 @@ pub(crate) fn save_dot_counter(conn: &Connection, counter: u64) -> Result<(), Kv
     let mut stmt = conn.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'dot_counter'")?;
     stmt.execute(params![counter as i64])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let conn = open_connection(&SqliteConfig::new(dir.path(), "n1"), true)
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        (dir, conn)
+    }
+
+    fn user_version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn has_table(conn: &Connection, name: &str) -> bool {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+            == 1
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_hints_table_and_keeps_its_data() {
+        let (_dir, mut conn) = fresh();
+        let identity = migrate_and_identify(&mut conn, "n1", 1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(user_version(&conn), 2);
+        // Put the file back to what kv part 1 wrote: schema 1, with a row.
+        conn.execute_batch(
+            "DROP TABLE hints; PRAGMA user_version = 1;
+             INSERT INTO objects (key, khash, tombstone, siblings, updated_at, digest, data)
+             VALUES (x'6b', 0, 0, 0, 1, 0, x'00');",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let again = migrate_and_identify(&mut conn, "n1", 2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, identity);
+        assert_eq!(user_version(&conn), 2);
+        assert!(has_table(&conn, "hints"));
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM objects", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows, 1);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() {
+        let (_dir, mut conn) = fresh();
+        migrate_and_identify(&mut conn, "n1", 1).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch("PRAGMA user_version = 3")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = migrate_and_identify(&mut conn, "n1", 2).err();
+        assert!(
+            matches!(&err, Some(KvError::Identity(m)) if m.contains("schema version 3")),
+            "got {err:?}"
+        );
+    }
 }

@@ -124,7 +124,7 @@ fn request_bytes(r: &WriteRequest) -> usize {
                 write: LocalWrite::Put { value, .. },
             } => key.len() + value.len(),
             WriteOp::Local { key, .. } => key.len(),
-            WriteOp::Merge { key, object } => {
+            WriteOp::Merge { key, object } | WriteOp::StoreHint { key, object, .. } => {
                 key.len()
                     + object
                         .siblings()
