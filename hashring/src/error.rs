@@ -62,6 +62,13 @@ pub enum HashRingError {
         /// The ring's partition count.
         partitions: u32,
     },
+    /// The gossip layer refused an input (a malformed or foreign datagram, an oversize
+    /// announcement): the driver logs it and carries on.
+    #[error("membership: {reason}")]
+    Membership {
+        /// What foca or the announcement codec reported.
+        reason: String,
+    },
     /// A deserialised ring breaks an invariant (index out of range, repeated replica, ...).
     #[error(
         "ring data is inconsistent: {reason}; it was not produced by this crate or was altered"

@@ -41,9 +41,9 @@
 //! - `tonic`: `impl From<HashRingError> for tonic::Status` for services that return ring errors
 //!   over gRPC. Off by default, so the crate stays free of any runtime dependency.
 //!
-//! A `membership` feature is planned: SWIM (foca) liveness feeding a `RingView` that marks nodes
-//! up or down over a ring value. It will live in its own module and leave everything here
-//! unchanged; ownership keeps changing only by explicit `with_node` / `without_node`.
+//! - `membership`: `membership::Membership`, a sans-IO SWIM member (foca) that reports the
+//!   set of live nodes and spreads ring versions by gossip. Liveness never changes the ring:
+//!   ownership changes only by explicit `with_node` / `without_node`.
 //!
 //! # Layout
 //!
@@ -61,12 +61,16 @@
 //! - `rendezvous`: [`Rendezvous`], weighted highest-random-weight hashing in integers.
 //! - `maglev`: [`Maglev`], Google's lookup-table hash.
 //! - `bounded`: [`BoundedLoad`], bounded-load choice over any strategy, for load-aware routing.
+//! - `membership/` (feature `membership`): `identity`, `config`, `machine` (the state machine),
+//!   `broadcast` (ring-version announcements), `event` (its outputs).
 
 mod bounded;
 mod error;
 mod hash;
 mod jump;
 mod maglev;
+#[cfg(feature = "membership")]
+pub mod membership;
 mod node;
 mod partitioned;
 mod placement;
