@@ -12,11 +12,17 @@
 //! - [`channels`]: one lazily connected gRPC channel per member.
 //! - [`peers`]: the [`ReplicaPeers`](peers::ReplicaPeers) trait (merge and read objects on other
 //!   nodes) and its gRPC implementation.
+//! - [`plan`]: sans-IO: which nodes a read or write involves (sloppy stand-ins, forwarding).
+//! - [`write_quorum`], [`read_quorum`]: sans-IO: counting acknowledgements; merging answers and
+//!   choosing the replicas to repair.
 //! - [`pb`]: generated code of the internal `ringkit.kv.cluster.v1` protocols.
 
 pub mod channels;
 pub mod peers;
+pub mod plan;
+pub mod read_quorum;
 pub mod topology;
+pub mod write_quorum;
 
 /// Largest internal message (a merge batch, a read answer): room for a batch of large objects.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
