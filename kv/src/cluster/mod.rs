@@ -15,8 +15,10 @@
 //! - [`plan`]: sans-IO: which nodes a read or write involves (sloppy stand-ins, forwarding).
 //! - [`write_quorum`], [`read_quorum`]: sans-IO: counting acknowledgements; merging answers and
 //!   choosing the replicas to repair.
+//! - [`aae`]: active anti-entropy: Merkle trees per partition, exchanges, repair, reaping.
 //! - [`pb`]: generated code of the internal `ringkit.kv.cluster.v1` protocols.
 
+pub mod aae;
 pub mod channels;
 pub mod peers;
 pub mod plan;

@@ -1,0 +1,146 @@
+//! The trees against a real (in-memory) store: writes through [`TrackedStorage`] mark leaves,
+//! refreshes re-read them, and every tree node then equals the store's summary of its range.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::cluster::aae::tracked::TrackedStorage;
+use crate::model::{ActorId, LocalWrite, Timestamp, WriteMode, key_hash};
+use crate::storage::{MemStorage, StorageExt, WriteOp, WriteRequest};
+
+fn shape() -> TreeShape {
+    TreeShape {
+        fan_out: 4,
+        depth: 2,
+    }
+}
+
+fn put(key: &str, value: &str) -> WriteOp {
+    WriteOp::Local {
+        key: Bytes::from(key.to_owned()),
+        write: LocalWrite::Put {
+            value: Bytes::from(value.to_owned()),
+            context: None,
+            expires_at: None,
+            mode: WriteMode::Causal,
+        },
+    }
+}
+
+fn request(ops: Vec<WriteOp>) -> WriteRequest {
+    WriteRequest {
+        now: Timestamp(1),
+        siblings: Default::default(),
+        ops,
+    }
+}
+
+/// Checks every node of partition `p`'s tree against the store.
+fn assert_matches_store(trees: &AaeTrees, store: &MemStorage, count: u32, p: u32) {
+    let nodes: Vec<(HashRange, RangeSummary)> = trees
+        .with_tree(count, p, |t| {
+            (0..=t.shape().depth)
+                .flat_map(|level| {
+                    (0..t.shape().nodes_at(level).unwrap_or(0))
+                        .filter_map(move |i| Some((t.node_range(level, i)?, t.node(level, i)?)))
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| panic!("no tree for partition {p}"));
+    for (range, summary) in nodes {
+        let r = range.clone();
+        let stored = store
+            .read_blocking(move |v| v.summarize(&r))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(summary, stored, "node over {range:?}");
+    }
+}
+
+#[tokio::test]
+async fn writes_mark_leaves_and_refresh_brings_the_tree_back_to_the_store() {
+    let store = MemStorage::new(ActorId(1));
+    let trees = Arc::new(AaeTrees::new(shape()).unwrap_or_else(|e| panic!("{e}")));
+    trees
+        .retain(2, &BTreeSet::from([0, 1]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tracked = TrackedStorage::new(store.clone(), Arc::clone(&trees));
+    let budget = IoBudget::new(0, 0);
+    let ops = (0..40).map(|i| put(&format!("k{i}"), "v")).collect();
+    tracked
+        .write(request(ops))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for p in [0, 1] {
+        trees
+            .refresh(&tracked, p, &budget)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_matches_store(&trees, &store, 2, p);
+    }
+    assert_eq!(trees.dirty_leaves(), 0);
+
+    // One more write: exactly its leaf is dirty, and a refresh catches it.
+    tracked
+        .write(request(vec![put("k3", "changed")]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(trees.dirty_leaves(), 1);
+    let p = partition_of(2, key_hash(b"k3"));
+    let read = trees
+        .refresh(&tracked, p, &budget)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(read >= 1);
+    assert_matches_store(&trees, &store, 2, p);
+}
+
+#[tokio::test]
+async fn a_write_around_the_tracker_is_only_seen_after_a_full_rebuild() {
+    let store = MemStorage::new(ActorId(1));
+    let trees = AaeTrees::new(shape()).unwrap_or_else(|e| panic!("{e}"));
+    trees
+        .retain(1, &BTreeSet::from([0]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let budget = IoBudget::new(0, 0);
+    trees
+        .refresh(&store, 0, &budget)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .write(request(vec![put("sneaky", "v")]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let root = |t: &AaeTrees| t.with_tree(1, 0, MerkleTree::root).unwrap_or_default();
+    assert_eq!(root(&trees).rows, 0, "an untracked write is invisible");
+    trees.mark_all();
+    trees
+        .refresh(&store, 0, &budget)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(root(&trees).rows, 1);
+    assert_matches_store(&trees, &store, 1, 0);
+}
+
+#[test]
+fn retain_follows_the_ring() {
+    let trees = AaeTrees::new(shape()).unwrap_or_else(|e| panic!("{e}"));
+    trees
+        .retain(8, &BTreeSet::from([1, 5]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(trees.partitions(), (8, vec![1, 5]));
+    trees
+        .retain(8, &BTreeSet::from([5, 6]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(trees.partitions(), (8, vec![5, 6]));
+    trees
+        .retain(16, &BTreeSet::from([0]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(trees.partitions(), (16, vec![0]));
+    assert!(trees.with_tree(8, 5, |_| ()).is_none());
+    assert!(trees.retain(12, &BTreeSet::new()).is_err());
+    assert_eq!(partition_of(1, u64::MAX), 0);
+    assert_eq!(partition_of(4, u64::MAX), 3);
+}
