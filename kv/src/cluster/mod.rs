@@ -20,6 +20,7 @@
 
 pub mod aae;
 pub mod channels;
+pub mod gossip;
 pub mod peers;
 pub mod plan;
 pub mod read_quorum;

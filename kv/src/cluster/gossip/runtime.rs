@@ -1,0 +1,265 @@
+//! The tokio shell around [`Membership`]: one task selecting over the socket, the next SWIM
+//! deadline and commands; it publishes the [`LiveSet`] on a `watch` channel.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringkit_hashring::NodeId;
+use ringkit_hashring::membership::{
+    MemberEvent, MemberIdentity, MemberStatus, Membership, RingAnnouncement,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{DatagramSocket, GossipConfig};
+use crate::cluster::topology::LiveSet;
+use crate::error::KvError;
+
+/// Receive buffer: larger than any datagram foca accepts, so oversize ones are seen (and refused).
+const RECV_BUFFER: usize = 65_536;
+
+enum Command {
+    Announce(RingAnnouncement),
+    Leave(oneshot::Sender<()>),
+}
+
+/// A running gossip member. Dropping it stops the task without a farewell (as a crash would);
+/// [`leave`](Self::leave) says goodbye first.
+#[derive(Debug)]
+pub struct GossipHandle {
+    identity: MemberIdentity,
+    live: watch::Receiver<LiveSet>,
+    members: watch::Receiver<Arc<Vec<MemberStatus>>>,
+    announcements: watch::Receiver<Option<RingAnnouncement>>,
+    commands: mpsc::Sender<Command>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Starts gossip on `socket`: joins through the seeds, then keeps the live set current.
+///
+/// # Errors
+/// [`KvError::Config`] for invalid settings; [`KvError::Io`] if the socket has no local address
+/// and none is advertised.
+pub fn spawn<S: DatagramSocket>(config: GossipConfig, socket: S) -> Result<GossipHandle, KvError> {
+    config.validate()?;
+    let addr = match config.advertise {
+        Some(a) => a,
+        None => socket.local_addr().map_err(|e| KvError::Io(Arc::new(e)))?,
+    };
+    let identity = config.identity(addr);
+    let mut swim = Membership::new(identity.clone(), &config.swim, config.rng_seed)
+        .map_err(|e| KvError::Config(format!("gossip: {e}")))?;
+    let start = Instant::now();
+    if let Err(e) = swim.join(config.seeds.iter().copied(), Duration::ZERO) {
+        tracing::warn!(error = %e, "gossip: join request failed; retrying with the next round");
+    }
+    let assumed: BTreeSet<NodeId> = config.assume_live.iter().cloned().collect();
+    let (live_tx, live) = watch::channel(Arc::new(with_assumed(swim.live_nodes(), &assumed)));
+    let (members_tx, members) = watch::channel(Arc::new(swim.members()));
+    let (ann_tx, announcements) = watch::channel(None);
+    let (commands, rx) = mpsc::channel(64);
+    let driver = Driver {
+        swim,
+        socket: Arc::new(socket),
+        start,
+        assumed,
+        assume_until: start + config.assume_live_for,
+        live_tx,
+        members_tx,
+        ann_tx,
+    };
+    let task = tokio::spawn(driver.run(rx));
+    Ok(GossipHandle {
+        identity,
+        live,
+        members,
+        announcements,
+        commands,
+        task: Some(task),
+    })
+}
+
+impl GossipHandle {
+    /// This node's identity as it started (its gossip address, incarnation).
+    pub fn identity(&self) -> &MemberIdentity {
+        &self.identity
+    }
+
+    /// The live set, updated as gossip learns: what the coordinator routes by.
+    pub fn live(&self) -> watch::Receiver<LiveSet> {
+        self.live.clone()
+    }
+
+    /// Every node gossip knows of, with its state (alive, suspect, down): for the admin API.
+    pub fn members(&self) -> Arc<Vec<MemberStatus>> {
+        self.members.borrow().clone()
+    }
+
+    /// The newest ring version someone announced (a newer one than seen before): pull it.
+    pub fn ring_announcements(&self) -> watch::Receiver<Option<RingAnnouncement>> {
+        self.announcements.clone()
+    }
+
+    /// Spreads a ring version by gossip; announcing the current one again re-spreads it.
+    pub async fn announce_ring(&self, announcement: RingAnnouncement) {
+        // A closed channel means gossip has stopped: nothing left to spread it.
+        let _ = self.commands.send(Command::Announce(announcement)).await;
+    }
+
+    /// Tells a few members this node is leaving (so they need not detect it), then stops.
+    pub async fn leave(mut self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Leave(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.join_task().await;
+    }
+
+    /// Stops gossip without a farewell: the others detect it as a failure.
+    pub async fn shutdown(mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+        self.join_task().await;
+    }
+
+    async fn join_task(&mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for GossipHandle {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+fn with_assumed(mut live: BTreeSet<NodeId>, assumed: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
+    live.extend(assumed.iter().cloned());
+    live
+}
+
+struct Driver<S> {
+    swim: Membership,
+    socket: Arc<S>,
+    start: Instant,
+    /// Reported live until gossip connects or `assume_until` passes; emptied then.
+    assumed: BTreeSet<NodeId>,
+    assume_until: Instant,
+    live_tx: watch::Sender<LiveSet>,
+    members_tx: watch::Sender<Arc<Vec<MemberStatus>>>,
+    ann_tx: watch::Sender<Option<RingAnnouncement>>,
+}
+
+impl<S: DatagramSocket> Driver<S> {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        let socket = Arc::clone(&self.socket);
+        loop {
+            let wake = self.swim.poll_timeout().map(|d| self.start + d);
+            let sleep = async move {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let assuming = !self.assumed.is_empty();
+            let assume_until = self.assume_until;
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    None => break,
+                    Some(Command::Announce(a)) => {
+                        if let Err(e) = self.swim.announce_ring(&a) {
+                            tracing::warn!(error = %e, "gossip: cannot announce ring epoch {}", a.epoch);
+                        }
+                    }
+                    Some(Command::Leave(done)) => {
+                        let now = self.now();
+                        if let Err(e) = self.swim.leave(now) {
+                            tracing::warn!(error = %e, "gossip: farewell failed");
+                        }
+                        self.flush().await;
+                        let _ = done.send(());
+                        break;
+                    }
+                },
+                received = socket.recv_from(&mut buf) => match received {
+                    Ok((n, from)) => {
+                        let now = self.now();
+                        if let Err(e) = self.swim.handle_datagram(&buf[..n], now) {
+                            tracing::debug!(%from, error = %e, "gossip: datagram refused");
+                        }
+                    }
+                    Err(e) => {
+                        // ICMP errors surface here on some systems; a dead socket must not spin.
+                        tracing::debug!(error = %e, "gossip: receive failed");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                },
+                () = sleep => {
+                    let now = self.now();
+                    if let Err(e) = self.swim.handle_timeout(now) {
+                        tracing::debug!(error = %e, "gossip: timer");
+                    }
+                }
+                () = tokio::time::sleep_until(assume_until), if assuming => self.assumed.clear(),
+            }
+            self.flush().await;
+            self.publish();
+        }
+    }
+
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+
+    async fn flush(&mut self) {
+        while let Some(t) = self.swim.poll_transmit() {
+            if let Err(e) = self.socket.send_to(&t.payload, t.to).await {
+                tracing::debug!(to = %t.to, error = %e, "gossip: send failed");
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        while let Some(event) = self.swim.poll_event() {
+            match event {
+                MemberEvent::Up(id) => tracing::info!(member = %id, "gossip: member up"),
+                MemberEvent::Down(id) => tracing::warn!(member = %id, "gossip: member down"),
+                MemberEvent::Restarted { old, new } => {
+                    tracing::info!(%old, %new, "gossip: member restarted");
+                }
+                MemberEvent::Rejoined { new } => {
+                    tracing::warn!(%new, "gossip: we were declared down; rejoined");
+                }
+                MemberEvent::Connected => self.assumed.clear(),
+                MemberEvent::Isolated => tracing::warn!("gossip: no live member known"),
+                MemberEvent::RingEpoch(a) => {
+                    self.ann_tx.send_replace(Some(a));
+                }
+            }
+        }
+        let live = with_assumed(self.swim.live_nodes(), &self.assumed);
+        self.live_tx.send_if_modified(|cur| {
+            let changed = **cur != live;
+            if changed {
+                *cur = Arc::new(live);
+            }
+            changed
+        });
+        let members = self.swim.members();
+        self.members_tx.send_if_modified(|cur| {
+            let changed = **cur != members;
+            if changed {
+                *cur = Arc::new(members);
+            }
+            changed
+        });
+    }
+}
