@@ -42,9 +42,15 @@ use workload::{Op, Workload};
 #[derive(Debug, Parser)]
 #[command(name = "kv-bench", about = "YCSB-style load generator for ringkit KV")]
 struct Args {
-    /// kv-server gRPC address.
-    #[arg(long, default_value = "127.0.0.1:50071")]
-    addr: String,
+    /// kv-server gRPC addresses, comma-separated; connections are spread over them (every node of
+    /// a cluster coordinates).
+    #[arg(long, default_value = "127.0.0.1:50071", value_delimiter = ',')]
+    addr: Vec<String>,
+    /// Drive an etcd cluster at these comma-separated endpoints instead (the comparison peer;
+    /// needs the `etcd-bench` feature).
+    #[cfg(feature = "etcd-bench")]
+    #[arg(long, value_delimiter = ',')]
+    etcd: Vec<String>,
     /// Run against a node embedded in this process, storing in DIR (no network).
     #[arg(long, value_name = "DIR")]
     embedded: Option<PathBuf>,
@@ -247,16 +253,29 @@ async fn connect(args: &Args) -> anyhow::Result<(Vec<Client>, String)> {
             format!("embedded:{}", dir.display()),
         ));
     }
+    #[cfg(feature = "etcd-bench")]
+    if !args.etcd.is_empty() {
+        let mut clients = Vec::with_capacity(args.connections);
+        for _ in 0..args.connections {
+            let client = etcd_client::Client::connect(&args.etcd, None)
+                .await
+                .with_context(|| format!("connecting to etcd at {}", args.etcd.join(",")))?;
+            clients.push(Client::Etcd(Box::new(client.kv_client())));
+        }
+        return Ok((clients, format!("etcd:{}", args.etcd.join(","))));
+    }
+    anyhow::ensure!(!args.addr.is_empty(), "--addr needs at least one address");
     let mut clients = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        let channel = Endpoint::from_shared(format!("http://{}", args.addr))?
+    for i in 0..args.connections {
+        let addr = &args.addr[i % args.addr.len()];
+        let channel = Endpoint::from_shared(format!("http://{addr}"))?
             .tcp_nodelay(true)
             .connect()
             .await
-            .with_context(|| format!("connecting to kv-server at {}", args.addr))?;
+            .with_context(|| format!("connecting to kv-server at {addr}"))?;
         clients.push(Client::Grpc(KvClient::new(channel)));
     }
-    Ok((clients, format!("grpc:{}", args.addr)))
+    Ok((clients, format!("grpc:{}", args.addr.join(","))))
 }
 
 /// Writes every record once, in batches, with a progress bar.

@@ -1,4 +1,5 @@
-//! What the bench drives: a kv-server over gRPC, or a node embedded in this process.
+//! What the bench drives: kv-servers over gRPC, a node embedded in this process, or (with the
+//! `etcd-bench` feature) an etcd cluster, the peer the issue compares against.
 
 use bytes::Bytes;
 use ringkit_kv::grpc::pb::kv_client::KvClient;
@@ -71,12 +72,26 @@ impl CommitStats {
 }
 
 /// One worker's connection to the target.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) enum Client {
     /// A gRPC stub on one of the shared channels.
     Grpc(KvClient<Channel>),
     /// The embedded node.
     Embedded(KvNode<SqliteStorage>),
+    /// An etcd cluster through the `etcd-client` crate (linearizable reads, the default).
+    #[cfg(feature = "etcd-bench")]
+    Etcd(Box<etcd_client::KvClient>),
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Client::Grpc(_) => "Client::Grpc",
+            Client::Embedded(_) => "Client::Embedded",
+            #[cfg(feature = "etcd-bench")]
+            Client::Etcd(_) => "Client::Etcd",
+        })
+    }
 }
 
 /// `mode` as the wire enum.
@@ -101,6 +116,13 @@ impl Client {
                 .get(key, Quorum::default())
                 .await
                 .map(|v| v.context)
+                .map_err(|e| e.to_string()),
+            // etcd has no causal context: a read-modify-write is a plain get then put.
+            #[cfg(feature = "etcd-bench")]
+            Client::Etcd(c) => c
+                .get(key.to_vec(), None)
+                .await
+                .map(|_| Bytes::new())
                 .map_err(|e| e.to_string()),
         }
     }
@@ -152,6 +174,12 @@ impl Client {
                 let put = Put::new(key, value).with_context(context).with_mode(mode);
                 n.put(put).await.map(|_| ()).map_err(|e| e.to_string())
             }
+            #[cfg(feature = "etcd-bench")]
+            Client::Etcd(c) => c
+                .put(key.to_vec(), value.to_vec(), None)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -200,6 +228,21 @@ impl Client {
                     .into_iter()
                     .try_for_each(|r| r.map(|_| ()).map_err(|e| e.to_string()))
             }
+            // One transaction per batch: etcd's own way to write many keys in one request.
+            #[cfg(feature = "etcd-bench")]
+            Client::Etcd(c) => {
+                let ops: Vec<etcd_client::TxnOp> = items
+                    .into_iter()
+                    .map(|(k, v)| etcd_client::TxnOp::put(k.to_vec(), v.to_vec(), None))
+                    .collect();
+                // etcd refuses more than 128 operations per transaction by default.
+                for chunk in ops.chunks(128) {
+                    c.txn(etcd_client::Txn::new().and_then(chunk.to_vec()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -246,6 +289,8 @@ impl Client {
                     durability: s.durability.to_owned(),
                 })
             }
+            #[cfg(feature = "etcd-bench")]
+            Client::Etcd(_) => Err("etcd reports no group-commit counters".to_owned()),
         }
     }
 }
