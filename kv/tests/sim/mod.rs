@@ -1,0 +1,15 @@
+//! The simulation harness: plumbing that runs the real gRPC code on turmoil's simulated
+//! network, the client workload and its history, seeded faults, the runner, and the checkers.
+
+pub(crate) mod checkers;
+pub(crate) mod client;
+pub(crate) mod clock;
+pub(crate) mod cluster;
+pub(crate) mod faults;
+pub(crate) mod history;
+pub(crate) mod net;
+pub(crate) mod runner;
+pub(crate) mod workload;
+
+#[cfg(test)]
+mod checker_tests;
