@@ -9,7 +9,10 @@ pub(crate) mod faults;
 pub(crate) mod history;
 pub(crate) mod net;
 pub(crate) mod runner;
+pub(crate) mod udp;
 pub(crate) mod workload;
 
 #[cfg(test)]
 mod checker_tests;
+#[cfg(test)]
+mod gossip_check;
