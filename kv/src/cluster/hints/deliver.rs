@@ -43,6 +43,64 @@ fn fit(hints: &mut Vec<HintEntry>, budget: usize) -> bool {
     cut
 }
 
+/// Reads the next batch of `target`'s hints (first keys first: delivered hints are dropped, so
+/// the front moves on). Returns the hints and whether the batch was cut at a limit.
+///
+/// # Errors
+/// Storage failures.
+pub(super) async fn read_batch<S: Storage>(
+    node: &KvNode<S>,
+    target: &NodeId,
+    config: &HandoffConfig,
+) -> Result<(Vec<HintEntry>, bool), KvError> {
+    let name = target.to_string();
+    let limit = config.batch;
+    let mut hints = node
+        .storage()
+        .read(move |view| view.hints(&name, None, limit))
+        .await?;
+    let full = fit(&mut hints, config.batch_bytes) || hints.len() == limit;
+    Ok((hints, full))
+}
+
+/// Drops each of `hints` (kept for `target`) unless it changed since it was read; returns how
+/// many were dropped.
+///
+/// # Errors
+/// Storage failures.
+pub(super) async fn drop_unchanged<S: Storage>(
+    node: &KvNode<S>,
+    target: &NodeId,
+    hints: &[&HintEntry],
+) -> Result<usize, KvError> {
+    if hints.is_empty() {
+        return Ok(0);
+    }
+    let ops = hints
+        .iter()
+        .map(|h| WriteOp::DropHint {
+            target: target.to_string(),
+            key: h.key.clone(),
+            digest: h.digest,
+        })
+        .collect();
+    let mut dropped = 0;
+    for outcome in node.submit(node.now(), ops).await? {
+        if let Applied::Removed { rows } = outcome? {
+            dropped += rows;
+        }
+    }
+    Ok(dropped)
+}
+
+/// The (key, object) pairs a merge carries.
+pub(super) fn items<'a>(hints: impl IntoIterator<Item = &'a HintEntry>) -> Vec<(Bytes, Object)> {
+    hints
+        .into_iter()
+        .map(|h| (h.key.clone(), h.object.clone()))
+        .collect()
+}
+
 /// Hands one batch of `target`'s hints to it through `peers`.
 ///
 /// # Errors
@@ -54,37 +112,12 @@ pub(super) async fn deliver_batch<S: Storage>(
     target: &NodeId,
     config: &HandoffConfig,
 ) -> Result<BatchReport, KvError> {
-    let name = target.to_string();
-    let limit = config.batch;
-    let mut hints = {
-        let name = name.clone();
-        node.storage()
-            .read(move |view| view.hints(&name, None, limit))
-            .await?
-    };
+    let (hints, full) = read_batch(node, target, config).await?;
     if hints.is_empty() {
         return Ok(BatchReport::default());
     }
-    let full = fit(&mut hints, config.batch_bytes) || hints.len() == limit;
-    let items: Vec<(Bytes, Object)> = hints
-        .iter()
-        .map(|h| (h.key.clone(), h.object.clone()))
-        .collect();
-    peers.merge(target, items, None).await?;
-    let ops = hints
-        .iter()
-        .map(|h| WriteOp::DropHint {
-            target: name.clone(),
-            key: h.key.clone(),
-            digest: h.digest,
-        })
-        .collect();
-    let mut dropped = 0;
-    for outcome in node.submit(node.now(), ops).await? {
-        if let Applied::Removed { rows } = outcome? {
-            dropped += rows;
-        }
-    }
+    peers.merge(target, items(&hints), None).await?;
+    let dropped = drop_unchanged(node, target, &hints.iter().collect::<Vec<_>>()).await?;
     Ok(BatchReport {
         sent: hints.len(),
         dropped,

@@ -1,8 +1,9 @@
 //! The handoff task: the thin tokio shell around [`HandoffPlanner`].
 //!
 //! One task per node. Every `interval` it reads the hint backlog from storage; whenever the
-//! [`LiveSet`] changes it tells the planner (a target that comes back is due at once); it runs
-//! the batches the planner asks for (at most `max_concurrent` at a time, each bounded by
+//! [`LiveSet`] or the [`ClusterMap`] changes it tells the planner (a target that comes back is
+//! due at once; so is one that was removed, whose hints are then redirected); it runs the
+//! batches the planner asks for (at most `max_concurrent` at a time, each bounded by
 //! `batch_timeout`) and reports their outcome back. It publishes the pending backlog (for the
 //! admin API) and metrics, and stops when its [`HandoffHandle`] is shut down or dropped.
 
@@ -18,9 +19,10 @@ use tokio::time::Instant;
 
 use super::config::HandoffConfig;
 use super::deliver::deliver_batch;
-use super::planner::{BatchReport, HandoffPlanner};
+use super::planner::{BatchReport, Handoff, HandoffPlanner};
+use super::redirect::redirect_batch;
 use crate::cluster::peers::ReplicaPeers;
-use crate::cluster::topology::LiveSet;
+use crate::cluster::topology::{ClusterMap, LiveSet};
 use crate::error::KvError;
 use crate::node::KvNode;
 use crate::storage::{HintBacklog, Storage, StorageExt};
@@ -108,7 +110,8 @@ impl Drop for HandoffHandle {
 }
 
 /// Starts hinted handoff for `node`: its hints are delivered through `peers` to their targets
-/// whenever `live` shows them alive.
+/// whenever `live` shows them alive; the hints of a node that `map` no longer lists (it was
+/// removed) go to each key's current replicas.
 ///
 /// Must be called inside a tokio runtime.
 ///
@@ -117,6 +120,7 @@ impl Drop for HandoffHandle {
 pub fn spawn_handoff<S: Storage>(
     node: KvNode<S>,
     peers: Arc<dyn ReplicaPeers>,
+    map: watch::Receiver<Arc<ClusterMap>>,
     live: watch::Receiver<LiveSet>,
     config: HandoffConfig,
 ) -> Result<HandoffHandle, KvError> {
@@ -129,6 +133,7 @@ pub fn spawn_handoff<S: Storage>(
         planner: HandoffPlanner::new(config.clone(), local),
         node,
         peers,
+        map,
         live,
         config,
         pending: pending_tx,
@@ -151,6 +156,8 @@ struct Shell<S> {
     node: KvNode<S>,
     /// How batches reach targets.
     peers: Arc<dyn ReplicaPeers>,
+    /// The ring and its members.
+    map: watch::Receiver<Arc<ClusterMap>>,
     /// Nodes believed alive.
     live: watch::Receiver<LiveSet>,
     /// Settings.
@@ -174,16 +181,21 @@ impl<S: Storage> Shell<S> {
         let mut targets: HashMap<Id, NodeId> = HashMap::new();
         let mut refresh_at = start;
         let mut live_open = true;
+        let mut map_open = true;
         loop {
             if Instant::now() >= refresh_at {
                 self.refresh(start.elapsed()).await;
                 refresh_at = Instant::now() + self.config.interval;
             }
             let now = start.elapsed();
+            let map = Arc::clone(&self.map.borrow_and_update());
+            let members = map.members().map(|m| m.id.clone()).collect();
+            self.planner.observe_members(&members, now);
             let live = Arc::clone(&self.live.borrow_and_update());
             self.planner.observe_live(&live, now);
-            for target in self.planner.due(now) {
-                let handle = batches.spawn(self.batch(target.clone()));
+            for handoff in self.planner.due(now) {
+                let target = handoff.target.clone();
+                let handle = batches.spawn(self.batch(handoff, &map, &live));
                 targets.insert(handle.id(), target);
             }
             self.publish();
@@ -210,21 +222,39 @@ impl<S: Storage> Shell<S> {
                     // The membership side is gone: keep the last live set and stop watching.
                     live_open = changed.is_ok();
                 }
+                changed = self.map.changed(), if map_open => {
+                    map_open = changed.is_ok();
+                }
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
         batches.shutdown().await;
     }
 
-    /// One batch for `target`, bounded in time.
-    fn batch(&self, target: NodeId) -> impl Future<Output = Finished> + Send + 'static {
+    /// One batch, bounded in time: to its target, or redirected (with the `map` and `live`
+    /// snapshots the planner decided on).
+    fn batch(
+        &self,
+        handoff: Handoff,
+        map: &Arc<ClusterMap>,
+        live: &LiveSet,
+    ) -> impl Future<Output = Finished> + Send + 'static {
         let (node, peers, config) = (
             self.node.clone(),
             Arc::clone(&self.peers),
             self.config.clone(),
         );
+        let (map, live) = (Arc::clone(map), Arc::clone(live));
         async move {
-            let run = deliver_batch(&node, peers.as_ref(), &target, &config);
+            let Handoff { target, redirect } = handoff;
+            let peers = peers.as_ref();
+            let run = async {
+                if redirect {
+                    redirect_batch(&node, peers, &target, &config, &map, &live).await
+                } else {
+                    deliver_batch(&node, peers, &target, &config).await
+                }
+            };
             let outcome = match tokio::time::timeout(config.batch_timeout, run).await {
                 Ok(r) => r,
                 Err(_) => Err(KvError::Timeout {

@@ -9,9 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::*;
+use ringkit_hashring::RingConfig;
+
 use crate::clock::ManualClock;
 use crate::cluster::hints::{pending_hints, store_hints};
-use crate::model::{ActorId, Object, Timestamp};
+use crate::cluster::topology::Member;
+use crate::model::{ActorId, Object, Timestamp, key_hash};
 use crate::node::{NodeConfig, Put, Quorum};
 use crate::storage::{MemStorage, WriteOp};
 
@@ -133,6 +136,23 @@ async fn object(actor: u64, key: &str, value: &str) -> Object {
         .unwrap_or_else(|| panic!("just written"))
 }
 
+/// A ring of these members (the fake peers ignore addresses).
+fn map(ids: &[&str]) -> Arc<ClusterMap> {
+    let members = ids
+        .iter()
+        .map(|id| Member::new(*id, format!("{id}:1")))
+        .collect();
+    Arc::new(
+        ClusterMap::bootstrap(RingConfig::for_cluster_size(ids.len()), members)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+/// A map receiver that never changes.
+fn fixed_map(ids: &[&str]) -> watch::Receiver<Arc<ClusterMap>> {
+    watch::channel(map(ids)).1
+}
+
 fn live(ids: &[&str]) -> LiveSet {
     Arc::new(ids.iter().map(|s| NodeId::from(*s)).collect())
 }
@@ -208,8 +228,14 @@ async fn a_node_that_comes_back_receives_every_hint() {
         ..FakePeers::default()
     });
     let (live_tx, live_rx) = watch::channel(live(&["a", "c"]));
-    let handle = spawn_handoff(a.clone(), peers.clone(), live_rx, config())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let handle = spawn_handoff(
+        a.clone(),
+        peers.clone(),
+        fixed_map(&["a", "b", "c"]),
+        live_rx,
+        config(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // c is alive and gets its hint; b is down: nothing is sent to it, everything is kept.
     eventually("c has its hint", async || values(&c, "only").await == ["c"]).await;
@@ -272,8 +298,14 @@ async fn a_hint_updated_during_delivery_is_not_lost() {
         ..FakePeers::default()
     });
     let (_live_tx, live_rx) = watch::channel(live(&["a", "b"]));
-    let handle = spawn_handoff(a.clone(), peers.clone(), live_rx, config())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let handle = spawn_handoff(
+        a.clone(),
+        peers.clone(),
+        fixed_map(&["a", "b", "c"]),
+        live_rx,
+        config(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     eventually("both writes reached b", async || {
         values(&b, "k").await == ["during", "first"]
     })
@@ -299,8 +331,14 @@ async fn failures_back_off_and_delivery_resumes() {
     // Gossip says b is alive, but its merges time out (a partition gossip has not noticed).
     peers.set_down("b", true);
     let (_live_tx, live_rx) = watch::channel(live(&["a", "b"]));
-    let handle = spawn_handoff(a.clone(), peers.clone(), live_rx, config())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let handle = spawn_handoff(
+        a.clone(),
+        peers.clone(),
+        fixed_map(&["a", "b", "c"]),
+        live_rx,
+        config(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     eventually("three batches failed", async || handle.stats().failed >= 3).await;
     assert_eq!(
         pending(&a).await,
@@ -321,8 +359,14 @@ async fn the_task_stops_on_shutdown_and_on_drop() {
         ..FakePeers::default()
     });
     let (live_tx, live_rx) = watch::channel(live(&["a"]));
-    let handle = spawn_handoff(a.clone(), peers.clone(), live_rx.clone(), config())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let handle = spawn_handoff(
+        a.clone(),
+        peers.clone(),
+        fixed_map(&["a", "b"]),
+        live_rx.clone(),
+        config(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     handle.shutdown().await;
     store_hints(
         &a,
@@ -335,8 +379,14 @@ async fn the_task_stops_on_shutdown_and_on_drop() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(peers.calls_to("b"), 0, "a stopped task delivers nothing");
 
-    let dropped = spawn_handoff(a.clone(), peers.clone(), live_rx, config())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let dropped = spawn_handoff(
+        a.clone(),
+        peers.clone(),
+        fixed_map(&["a", "b", "c"]),
+        live_rx,
+        config(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(Arc::strong_count(&peers) >= 2, "the task holds the peers");
     drop(dropped);
     eventually("the dropped task released its peers", async || {
@@ -352,6 +402,57 @@ async fn an_invalid_config_is_refused() {
         batch: 0,
         ..HandoffConfig::default()
     };
-    let r = spawn_handoff(node("a", 1), Arc::new(FakePeers::default()), rx, bad);
+    let peers = Arc::new(FakePeers::default());
+    let r = spawn_handoff(node("a", 1), peers, fixed_map(&["a"]), rx, bad);
     assert!(matches!(r, Err(KvError::Config(m)) if m.contains("batch")));
+}
+
+#[tokio::test]
+async fn the_hints_of_a_removed_node_go_to_the_current_replicas() {
+    let (a, b, c, d) = (node("a", 1), node("b", 2), node("c", 3), node("d", 4));
+    let x = NodeId::from("x");
+    let keys: Vec<String> = (0..30).map(|i| format!("key-{i:02}")).collect();
+    let mut items = Vec::new();
+    for k in &keys {
+        items.push((Bytes::from(k.clone()), object(7, k, k).await));
+    }
+    store_hints(&a, &x, items)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let peers = Arc::new(FakePeers {
+        nodes: [("b", &b), ("c", &c), ("d", &d)]
+            .map(|(id, n)| (NodeId::from(id), n.clone()))
+            .into(),
+        ..FakePeers::default()
+    });
+    let (map_tx, map_rx) = watch::channel(map(&["a", "b", "c", "d", "x"]));
+    let (_live_tx, live_rx) = watch::channel(live(&["a", "b", "c", "d"]));
+    let handle = spawn_handoff(a.clone(), peers.clone(), map_rx, live_rx, config())
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        pending(&a).await,
+        vec![("x".to_owned(), 30)],
+        "x is down: wait"
+    );
+
+    // x is removed from the ring: it will never come back for its hints.
+    let after = map(&["a", "b", "c", "d"]);
+    map_tx.send_replace(Arc::clone(&after));
+    eventually("x's hints are redirected", async || {
+        pending(&a).await.is_empty()
+    })
+    .await;
+    assert_eq!(peers.calls_to("x"), 0);
+    let nodes: BTreeMap<&str, &KvNode<MemStorage>> =
+        [("a", &a), ("b", &b), ("c", &c), ("d", &d)].into();
+    for k in &keys {
+        let owners = after.replica_set(key_hash(k.as_bytes()), 3).write;
+        assert_eq!(owners.len(), 3);
+        for owner in owners {
+            let n = nodes[owner.as_str()];
+            assert_eq!(values(n, k).await, vec![k.clone()], "{k} on {owner}");
+        }
+    }
+    handle.shutdown().await;
 }

@@ -6,13 +6,15 @@
 //! write ([`store_hints`]). Hints live apart from the node's data (reads and anti-entropy never
 //! see them), one per (target, key), merged so that concurrent writes stay siblings. The handoff
 //! task ([`spawn_handoff`]) delivers them in batches of 256 with a plain merge whenever the live
-//! set shows the target alive, then drops each one only if it did not change meanwhile. Design
-//! and trade-offs: `docs/adr/0420-kv-hints.md`.
+//! set shows the target alive, then drops each one only if it did not change meanwhile; the hints
+//! of a node removed from the ring go to each key's current replicas instead. Design and
+//! trade-offs: `docs/adr/0420-kv-hints.md`.
 //!
 //! # Layout
 //! - [`store`](store_hints): keeping hints, and reading the backlog ([`pending_hints`]).
 //! - `planner`: [`HandoffPlanner`], the sans-IO decisions (who is due, backoff).
 //! - `deliver`: one batch (read, merge on the target, drop if unchanged).
+//! - `redirect`: one batch of a removed node's hints, to each key's current replicas.
 //! - `handoff`: the tokio task ([`spawn_handoff`], [`HandoffHandle`]).
 //! - `config`: [`HandoffConfig`].
 
@@ -20,9 +22,10 @@ mod config;
 mod deliver;
 mod handoff;
 mod planner;
+mod redirect;
 mod store;
 
 pub use config::HandoffConfig;
 pub use handoff::{HandoffHandle, HandoffStats, spawn_handoff};
-pub use planner::{BatchReport, HandoffPlanner};
+pub use planner::{BatchReport, Handoff, HandoffPlanner};
 pub use store::{pending_hints, store_hints};

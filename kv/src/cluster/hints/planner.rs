@@ -1,11 +1,11 @@
 //! [`HandoffPlanner`]: which targets get a batch of hints now, and when to look again.
 //!
-//! Sans-IO: the shell feeds it the hint backlog it read from storage, the set of live nodes and
-//! the outcome of each batch, with the time as a [`Duration`] since the shell started; it answers
-//! with the targets due now and the next moment something may become due. Every rule (skip dead
-//! targets, one batch in flight per target, a concurrency cap, exponential backoff after a
-//! failure, reset when a target comes back, keep draining while batches come back full) is a
-//! unit test below.
+//! Sans-IO: the shell feeds it the hint backlog it read from storage, the live nodes, the ring's
+//! members and the outcome of each batch, with the time as a [`Duration`] since the shell
+//! started; it answers with the handoffs due now and the next moment something may become due.
+//! Every rule (skip dead targets, redirect the hints of removed members, one batch in flight per
+//! target, a concurrency cap, exponential backoff after a failure, reset when a target comes
+//! back, keep draining while batches come back full) is a unit test in `planner_tests.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -24,6 +24,16 @@ pub struct BatchReport {
     pub dropped: usize,
     /// Whether the batch was cut at its size limits, so more hints may be waiting.
     pub full: bool,
+}
+
+/// A batch to run: whose hints, and where they go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    /// The node the hints were kept for.
+    pub target: NodeId,
+    /// The target is no longer a ring member (it was removed): its hints go to each key's
+    /// current replicas instead of to it.
+    pub redirect: bool,
 }
 
 /// The planner's view of one target.
@@ -52,6 +62,9 @@ pub struct HandoffPlanner {
     targets: BTreeMap<NodeId, Target>,
     /// Nodes believed alive at the last [`observe_live`](Self::observe_live).
     live: BTreeSet<NodeId>,
+    /// The ring's members at the last [`observe_members`](Self::observe_members); `None` until
+    /// then (no target counts as removed before the ring is known).
+    members: Option<BTreeSet<NodeId>>,
 }
 
 impl HandoffPlanner {
@@ -62,6 +75,7 @@ impl HandoffPlanner {
             local,
             targets: BTreeMap::new(),
             live: BTreeSet::new(),
+            members: None,
         }
     }
 
@@ -107,10 +121,26 @@ impl HandoffPlanner {
         self.live.clone_from(live);
     }
 
-    /// The targets to send a batch to now, at most enough to reach the concurrency cap, the
-    /// longest-waiting first. They count as in flight until [`delivered`](Self::delivered) or
+    /// Takes in the ring's members. A target that just left the ring (removed) is due at once:
+    /// its hints are now redirected to the keys' current replicas, whether it is alive or not.
+    pub fn observe_members(&mut self, members: &BTreeSet<NodeId>, now: Duration) {
+        for (id, t) in &mut self.targets {
+            let was_member = self.members.as_ref().is_none_or(|m| m.contains(id));
+            if was_member && !members.contains(id) {
+                t.failures = 0;
+                t.next_at = now;
+            }
+        }
+        match &mut self.members {
+            Some(m) => m.clone_from(members),
+            None => self.members = Some(members.clone()),
+        }
+    }
+
+    /// The batches to run now, at most enough to reach the concurrency cap, the longest-waiting
+    /// first. Their targets count as in flight until [`delivered`](Self::delivered) or
     /// [`failed`](Self::failed).
-    pub fn due(&mut self, now: Duration) -> Vec<NodeId> {
+    pub fn due(&mut self, now: Duration) -> Vec<Handoff> {
         let in_flight = self.targets.values().filter(|t| t.in_flight).count();
         let room = self.config.max_concurrent.saturating_sub(in_flight);
         let mut ready: Vec<(Duration, NodeId)> = self
@@ -123,11 +153,12 @@ impl HandoffPlanner {
         ready.truncate(room);
         ready
             .into_iter()
-            .map(|(_, id)| {
-                if let Some(t) = self.targets.get_mut(&id) {
+            .map(|(_, target)| {
+                if let Some(t) = self.targets.get_mut(&target) {
                     t.in_flight = true;
                 }
-                id
+                let redirect = self.removed(&target);
+                Handoff { target, redirect }
             })
             .collect()
     }
@@ -189,9 +220,15 @@ impl HandoffPlanner {
         self.targets.get(target).map_or(0, |t| t.failures)
     }
 
-    /// A target can get a batch when it has hints, is alive, and has none in flight.
+    /// A target can get a batch when it has hints, none in flight, and is alive or removed
+    /// (then its hints go elsewhere).
     fn eligible(&self, id: &NodeId, t: &Target) -> bool {
-        t.hints > 0 && !t.in_flight && self.live.contains(id)
+        t.hints > 0 && !t.in_flight && (self.live.contains(id) || self.removed(id))
+    }
+
+    /// Whether `id` has left the ring (as far as the last membership seen says).
+    fn removed(&self, id: &NodeId) -> bool {
+        self.members.as_ref().is_some_and(|m| !m.contains(id))
     }
 }
 

@@ -35,6 +35,11 @@ fn planner(targets: &[(&str, u64)]) -> HandoffPlanner {
     p
 }
 
+/// The targets of the batches due at `now`.
+fn due(p: &mut HandoffPlanner, now: Duration) -> Vec<NodeId> {
+    p.due(now).into_iter().map(|h| h.target).collect()
+}
+
 fn report(sent: usize, dropped: usize, full: bool) -> BatchReport {
     BatchReport {
         sent,
@@ -46,9 +51,9 @@ fn report(sent: usize, dropped: usize, full: bool) -> BatchReport {
 #[test]
 fn a_live_target_with_hints_is_due_at_once_and_only_once() {
     let mut p = planner(&[("b", 3)]);
-    assert_eq!(p.due(Duration::ZERO), vec![id("b")]);
+    assert_eq!(due(&mut p, Duration::ZERO), vec![id("b")]);
     assert!(
-        p.due(Duration::ZERO).is_empty(),
+        due(&mut p, Duration::ZERO).is_empty(),
         "one batch in flight per target"
     );
     assert_eq!(
@@ -62,11 +67,11 @@ fn a_live_target_with_hints_is_due_at_once_and_only_once() {
 fn a_dead_target_waits_and_is_due_the_moment_it_comes_back() {
     let mut p = planner(&[("b", 3)]);
     p.observe_live(&live(&["a"]), SEC);
-    assert!(p.due(10 * SEC).is_empty());
+    assert!(due(&mut p, 10 * SEC).is_empty());
     assert_eq!(p.next_wake(), None, "no timer for a dead target");
     assert_eq!(p.pending().get(&id("b")), Some(&(3, 30)), "still pending");
     p.observe_live(&live(&["a", "b"]), 11 * SEC);
-    assert_eq!(p.due(11 * SEC), vec![id("b")]);
+    assert_eq!(due(&mut p, 11 * SEC), vec![id("b")]);
 }
 
 #[test]
@@ -75,19 +80,19 @@ fn failures_back_off_exponentially_up_to_the_cap_and_success_resets() {
     let mut now = Duration::ZERO;
     let mut waits = Vec::new();
     for _ in 0..5 {
-        assert_eq!(p.due(now), vec![id("b")]);
+        assert_eq!(due(&mut p, now), vec![id("b")]);
         p.failed(&id("b"), now);
         let next = p.next_wake().unwrap_or_default();
         waits.push((next - now).as_secs());
         assert!(
-            p.due(next - Duration::from_millis(1)).is_empty(),
+            due(&mut p, next - Duration::from_millis(1)).is_empty(),
             "not before the backoff"
         );
         now = next;
     }
     assert_eq!(waits, vec![1, 2, 4, 8, 8]);
     assert_eq!(p.failures(&id("b")), 5);
-    assert_eq!(p.due(now), vec![id("b")]);
+    assert_eq!(due(&mut p, now), vec![id("b")]);
     p.delivered(&id("b"), report(3, 3, false), now);
     assert_eq!(p.failures(&id("b")), 0);
     assert!(p.pending().is_empty());
@@ -99,41 +104,45 @@ fn a_target_that_comes_back_skips_its_backoff() {
     let mut now = Duration::ZERO;
     for _ in 0..4 {
         now = p.next_wake().unwrap_or_default();
-        p.due(now);
+        due(&mut p, now);
         p.failed(&id("b"), now);
     }
     assert_eq!(p.next_wake(), Some(now + 8 * SEC));
     now += SEC;
-    assert!(p.due(now).is_empty(), "backing off");
+    assert!(due(&mut p, now).is_empty(), "backing off");
     p.observe_live(&live(&["a"]), now);
     p.observe_live(&live(&["a", "b"]), now);
-    assert_eq!(p.due(now), vec![id("b")]);
+    assert_eq!(due(&mut p, now), vec![id("b")]);
     assert_eq!(p.failures(&id("b")), 0);
 }
 
 #[test]
 fn full_batches_keep_draining_and_a_partial_one_waits_an_interval() {
     let mut p = planner(&[("b", 600)]);
-    assert_eq!(p.due(Duration::ZERO), vec![id("b")]);
+    assert_eq!(due(&mut p, Duration::ZERO), vec![id("b")]);
     p.delivered(&id("b"), report(256, 256, true), Duration::ZERO);
-    assert_eq!(p.due(Duration::ZERO), vec![id("b")], "more are waiting");
+    assert_eq!(
+        due(&mut p, Duration::ZERO),
+        vec![id("b")],
+        "more are waiting"
+    );
     p.delivered(&id("b"), report(256, 256, true), Duration::ZERO);
     assert_eq!(p.pending().get(&id("b")).map(|x| x.0), Some(88));
-    p.due(Duration::ZERO);
+    due(&mut p, Duration::ZERO);
     // Everything sent, but 8 hints changed during the delivery and were kept.
     p.delivered(&id("b"), report(88, 80, false), Duration::ZERO);
-    assert!(p.due(Duration::ZERO).is_empty());
+    assert!(due(&mut p, Duration::ZERO).is_empty());
     assert_eq!(p.next_wake(), Some(SEC));
-    assert_eq!(p.due(SEC), vec![id("b")]);
+    assert_eq!(due(&mut p, SEC), vec![id("b")]);
 }
 
 #[test]
 fn a_full_batch_that_dropped_nothing_does_not_spin() {
     let mut p = planner(&[("b", 256)]);
-    p.due(Duration::ZERO);
+    due(&mut p, Duration::ZERO);
     // Every hint changed while it was being delivered (a hot key range): try again later.
     p.delivered(&id("b"), report(256, 0, true), Duration::ZERO);
-    assert!(p.due(Duration::ZERO).is_empty());
+    assert!(due(&mut p, Duration::ZERO).is_empty());
     assert_eq!(p.next_wake(), Some(SEC));
 }
 
@@ -143,18 +152,18 @@ fn concurrency_is_capped_and_the_longest_waiting_go_first() {
     p.observe_live(&live(&["a", "b", "c", "d"]), Duration::ZERO);
     p.observe_backlog([(id("d"), 1, 1)], Duration::ZERO);
     p.observe_backlog([(id("b"), 1, 1), (id("c"), 1, 1), (id("d"), 1, 1)], SEC);
-    let first = p.due(2 * SEC);
+    let first = due(&mut p, 2 * SEC);
     assert_eq!(first.len(), 2);
     assert_eq!(first[0], id("d"), "waiting since 0");
-    assert_eq!(p.due(2 * SEC), Vec::<NodeId>::new(), "cap reached");
+    assert_eq!(due(&mut p, 2 * SEC), Vec::<NodeId>::new(), "cap reached");
     p.delivered(&first[0], report(1, 1, false), 2 * SEC);
-    assert_eq!(p.due(2 * SEC).len(), 1, "a slot freed");
+    assert_eq!(due(&mut p, 2 * SEC).len(), 1, "a slot freed");
 }
 
 #[test]
 fn the_backlog_adds_updates_and_forgets_targets() {
     let mut p = planner(&[("b", 3), ("c", 2)]);
-    p.due(Duration::ZERO); // b and c in flight
+    due(&mut p, Duration::ZERO); // b and c in flight
     p.observe_backlog([(id("b"), 5, 50)], SEC);
     assert_eq!(p.pending().get(&id("b")), Some(&(5, 50)));
     assert_eq!(p.pending().get(&id("c")), None, "no hints left for c");
@@ -171,5 +180,44 @@ fn the_local_node_is_never_a_target() {
     let mut p = planner(&[]);
     p.observe_backlog([(id("a"), 4, 40), (id("b"), 0, 0)], Duration::ZERO);
     assert!(p.pending().is_empty());
+    assert!(due(&mut p, Duration::ZERO).is_empty());
+}
+
+#[test]
+fn a_removed_target_is_redirected_alive_or_not() {
+    let mut p = planner(&[("b", 3), ("c", 1)]);
+    p.observe_live(&live(&["a", "c"]), Duration::ZERO); // b is down
+    p.observe_members(&live(&["a", "b", "c"]), Duration::ZERO);
+    assert_eq!(
+        p.due(Duration::ZERO),
+        vec![Handoff {
+            target: id("c"),
+            redirect: false
+        }]
+    );
+    p.delivered(&id("c"), report(1, 1, false), Duration::ZERO);
+    assert!(p.due(SEC).is_empty(), "b is down and still a member: wait");
+    // b is removed from the ring: its hints go to the keys' current replicas, now.
+    p.observe_members(&live(&["a", "c"]), SEC);
+    assert_eq!(
+        p.due(SEC),
+        vec![Handoff {
+            target: id("b"),
+            redirect: true
+        }]
+    );
+    p.failed(&id("b"), SEC);
+    assert_eq!(
+        p.next_wake(),
+        Some(2 * SEC),
+        "redirects back off like any batch"
+    );
+}
+
+#[test]
+fn no_target_counts_as_removed_before_the_ring_is_known() {
+    let mut p = planner(&[("b", 3)]);
+    p.observe_live(&live(&["a"]), Duration::ZERO);
     assert!(p.due(Duration::ZERO).is_empty());
+    assert_eq!(p.next_wake(), None);
 }
