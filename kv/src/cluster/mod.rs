@@ -15,15 +15,25 @@
 //! - [`plan`]: sans-IO: which nodes a read or write involves (sloppy stand-ins, forwarding).
 //! - [`write_quorum`], [`read_quorum`]: sans-IO: counting acknowledgements; merging answers and
 //!   choosing the replicas to repair.
+//! - [`hints`]: hinted handoff: durable hints for unreachable replicas and the task that hands
+//!   them back.
 //! - [`aae`]: active anti-entropy: Merkle trees per partition, exchanges, repair, reaping.
 //! - [`pb`]: generated code of the internal `ringkit.kv.cluster.v1` protocols.
 
 pub mod aae;
 pub mod channels;
+pub mod config;
+pub mod coordinator;
+mod fanout;
 pub mod gossip;
+pub mod hints;
+pub mod kv_service;
+pub mod node;
 pub mod peers;
 pub mod plan;
 pub mod read_quorum;
+pub mod replica_service;
+pub mod scan;
 pub mod topology;
 pub mod write_quorum;
 

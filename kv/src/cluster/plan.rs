@@ -43,6 +43,9 @@ pub struct WritePlan {
     /// Live fallbacks not used yet, in order: stand-ins for targets that fail after the send
     /// (sloppy mode only; empty in strict mode).
     pub spare_fallbacks: Vec<NodeId>,
+    /// Primaries that got no target (down, and no fallback left or strict mode): the
+    /// coordinator keeps a hint for each.
+    pub unplaced: Vec<NodeId>,
     /// Acknowledgements needed (W).
     pub w: usize,
     /// Replicas of the key (N), for error messages.
@@ -105,7 +108,7 @@ pub fn plan_write(
         .collect();
     spare.reverse(); // pop() takes them in order
     let mut targets = Vec::with_capacity(set.write.len());
-    let mut down = Vec::new();
+    let mut unplaced: Vec<NodeId> = Vec::new();
     for primary in &set.write {
         if live.contains(primary) {
             targets.push(Target {
@@ -120,13 +123,14 @@ pub fn plan_write(
                 hint_for: Some(primary.clone()),
             });
         } else {
-            down.push(primary.to_string());
+            unplaced.push(primary.clone());
         }
     }
     spare.reverse();
     if quorum.mode == QuorumMode::Strict {
         spare.clear();
     }
+    let down: Vec<String> = unplaced.iter().map(ToString::to_string).collect();
     let Some(first_primary) = targets.iter().find(|t| t.hint_for.is_none()) else {
         return Err(KvError::Unavailable(format!(
             "no primary replica of the key is reachable (n={n}, down: {down:?})"
@@ -152,6 +156,7 @@ pub fn plan_write(
         route,
         targets,
         spare_fallbacks: spare,
+        unplaced,
         w,
         n,
     })
@@ -303,6 +308,7 @@ mod tests {
         let p = plan_write(&m, &l, &set.write[0], H, &strict).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.targets.len(), 2);
         assert!(p.spare_fallbacks.is_empty());
+        assert_eq!(p.unplaced, vec![set.write[2].clone()]);
         let all = q(3, 2, 3, QuorumMode::Strict);
         let err = plan_write(&m, &l, &set.write[0], H, &all);
         assert!(matches!(err, Err(KvError::Unavailable(_))), "{err:?}");

@@ -44,6 +44,8 @@ pub struct WriteQuorum {
     failed: Vec<(Target, Failure)>,
     /// Live fallbacks not used yet, next one last.
     spare: Vec<NodeId>,
+    /// Primaries the plan found no target for.
+    unplaced: Vec<NodeId>,
 }
 
 impl WriteQuorum {
@@ -58,6 +60,7 @@ impl WriteQuorum {
             acked: Vec::new(),
             failed: Vec::new(),
             spare,
+            unplaced: plan.unplaced.clone(),
         }
     }
 
@@ -108,10 +111,11 @@ impl WriteQuorum {
         self.acked.len()
     }
 
-    /// Primaries that neither acknowledged nor had a stand-in acknowledge for them: the
-    /// coordinator keeps a hint for each. Meaningful once [`is_done`](Self::is_done).
+    /// Primaries that neither acknowledged nor had a stand-in acknowledge for them (the plan's
+    /// unplaced ones included): the coordinator keeps a hint for each. Meaningful once
+    /// [`is_done`](Self::is_done).
     pub fn unreached_primaries(&self) -> Vec<NodeId> {
-        let mut out: Vec<NodeId> = Vec::new();
+        let mut out: Vec<NodeId> = self.unplaced.clone();
         for (t, _) in &self.failed {
             let primary = t.hint_for.as_ref().unwrap_or(&t.node);
             let covered = self
@@ -170,6 +174,7 @@ mod tests {
             route: Route::Local,
             targets: targets.iter().map(|s| t(s)).collect(),
             spare_fallbacks: spare.iter().map(|s| NodeId::from(*s)).collect(),
+            unplaced: Vec::new(),
             w,
             n: targets.len(),
         }

@@ -1,7 +1,7 @@
 //! The gRPC edge: generated `ringkit.kv.v1` types, the service, and `serve`.
 
-mod convert;
-mod server;
+pub(crate) mod convert;
+pub(crate) mod server;
 mod service;
 
 pub use server::{serve, serve_listener};

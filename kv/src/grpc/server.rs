@@ -17,6 +17,15 @@ const MESSAGE_OVERHEAD: usize = 1024 * 1024;
 /// Smallest message limit: enough for batches of small values.
 const MIN_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The largest gRPC message the client API accepts and sends for `node`'s value limit.
+pub(crate) fn message_limit<S: Storage>(node: &KvNode<S>) -> usize {
+    node.config()
+        .limits
+        .max_value_bytes
+        .saturating_add(MESSAGE_OVERHEAD)
+        .max(MIN_MESSAGE_BYTES)
+}
+
 /// Serves `node` on the connections `incoming` yields until `shutdown` completes, then drains:
 /// in-flight requests finish, queued writes are committed and synced, and the store is closed.
 ///
@@ -40,12 +49,7 @@ where
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
     F: Future<Output = ()>,
 {
-    let limit = node
-        .config()
-        .limits
-        .max_value_bytes
-        .saturating_add(MESSAGE_OVERHEAD)
-        .max(MIN_MESSAGE_BYTES);
+    let limit = message_limit(&node);
     let kv = pb::kv_server::KvServer::new(KvService::new(node.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);

@@ -360,13 +360,9 @@ impl<S: Storage> KvNode<S> {
         })
     }
 
-    /// A read reply for a key.
-    pub(super) fn versioned(
-        &self,
-        key: Bytes,
-        object: Option<&Object>,
-        keys_only: bool,
-    ) -> Versioned {
+    /// A read reply for a key: its visible values at the node's `now` and its context token
+    /// (a cluster coordinator builds its reply from a merged object with it).
+    pub fn versioned(&self, key: Bytes, object: Option<&Object>, keys_only: bool) -> Versioned {
         match object {
             None => Versioned {
                 key,

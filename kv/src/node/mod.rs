@@ -6,9 +6,11 @@ mod kv_node;
 mod maintenance;
 mod multi;
 mod quorum;
+mod replica;
 mod types;
 
 pub use config::{MaintenanceConfig, NodeConfig, QuorumDefaults};
+pub(crate) use cursor::encode_cursor;
 pub use kv_node::KvNode;
 pub use maintenance::MaintenanceReport;
 pub use quorum::{MAX_N, Quorum, QuorumMode};
