@@ -73,6 +73,10 @@ pub enum KvError {
         /// The peer's node id.
         node: String,
     },
+    /// A ring change (join, leave, remove) cannot be applied in the cluster's current state; the
+    /// message says why and when to retry (for instance: transfers still in progress).
+    #[error("ring change refused: {0}")]
+    RingChange(String),
     /// Too few replicas answered for the request's quorum; the message says how many did, of
     /// how many, and which timed out or failed. A write may still have reached some replicas.
     #[error("quorum not reached: {0}")]
@@ -117,7 +121,7 @@ impl KvError {
             | KvError::Timeout { .. }
             | KvError::Unavailable(_) => Code::Unavailable,
             KvError::Peer { status, .. } => *status,
-            KvError::Identity(_) => Code::FailedPrecondition,
+            KvError::Identity(_) | KvError::RingChange(_) => Code::FailedPrecondition,
             KvError::Sqlite(_) | KvError::Io(_) | KvError::Internal(_) => Code::Internal,
         }
     }

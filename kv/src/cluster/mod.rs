@@ -21,6 +21,7 @@
 //! - [`pb`]: generated code of the internal `ringkit.kv.cluster.v1` protocols.
 
 pub mod aae;
+pub mod admin;
 pub mod channels;
 pub mod config;
 pub mod coordinator;

@@ -69,7 +69,7 @@ pub struct ReplicaSet {
 }
 
 /// An ownership move in progress: `from` still holds partition data that `to` is receiving.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingTransfer {
     /// The previous holder of the replica slot; reads keep asking it until the move completes.
     pub from: NodeId,
@@ -79,11 +79,16 @@ pub struct PendingTransfer {
 
 /// The cluster's membership and placement: the ring (which carries the epoch), each member's
 /// addresses, and the transfers in progress.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its serde form (`{ring, members, pending}`) is what nodes exchange (`KvAdmin/GetClusterMap`);
+/// it is re-validated on the way in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "MapRepr", into = "MapRepr")]
 pub struct ClusterMap {
     /// Placement of partitions on members.
     ring: PartitionedRing,
-    /// Every ring member, by id, with its addresses.
+    /// Every ring member, by id, with its addresses; also departing nodes (off the ring, still
+    /// streaming their partitions away: see [`departing`](Self::departing)).
     members: BTreeMap<NodeId, Member>,
     /// Ownership moves not yet finished, per partition.
     pending: BTreeMap<PartitionId, Vec<PendingTransfer>>,
@@ -133,6 +138,53 @@ impl ClusterMap {
         })
     }
 
+    /// A map from all its parts: `members` must cover the ring's nodes, and may hold departing
+    /// nodes only while they are the source of a transfer in `pending`.
+    ///
+    /// # Errors
+    /// [`KvError::Config`] naming the member or transfer that does not fit.
+    pub fn from_parts(
+        ring: PartitionedRing,
+        members: Vec<Member>,
+        pending: BTreeMap<PartitionId, Vec<PendingTransfer>>,
+    ) -> Result<Self, KvError> {
+        let sources: BTreeSet<&NodeId> = pending.values().flatten().map(|t| &t.from).collect();
+        let (on_ring, departing): (Vec<Member>, Vec<Member>) = members
+            .into_iter()
+            .partition(|m| ring.node(&m.id).is_some() || !sources.contains(&m.id));
+        let mut map = Self::new(ring, on_ring)?;
+        for m in departing {
+            let id = m.id.clone();
+            if map.members.insert(id.clone(), m).is_some() {
+                return Err(KvError::Config(format!("member {id} is listed twice")));
+            }
+        }
+        for (p, transfers) in pending {
+            map.ring
+                .partition_id(p.0)
+                .map_err(|e| KvError::Config(e.to_string()))?;
+            for t in &transfers {
+                for id in [&t.from, &t.to] {
+                    if !map.members.contains_key(id) {
+                        return Err(KvError::Config(format!(
+                            "transfer of {p} names {id}, which is not a member"
+                        )));
+                    }
+                }
+            }
+            map = map.with_pending(p, transfers);
+        }
+        Ok(map)
+    }
+
+    /// Members that left the ring but still stream partitions to their new owners: they stay
+    /// addressable, and receive writes for those partitions, until their transfers complete.
+    pub fn departing(&self) -> impl Iterator<Item = &Member> {
+        self.members
+            .values()
+            .filter(|m| self.ring.node(&m.id).is_none())
+    }
+
     /// The same map with `transfers` recorded as in progress for partition `p`.
     #[must_use]
     pub fn with_pending(mut self, p: PartitionId, transfers: Vec<PendingTransfer>) -> Self {
@@ -166,7 +218,7 @@ impl ClusterMap {
 
     /// How many members the ring has: the largest N a request may ask for.
     pub fn size(&self) -> usize {
-        self.members.len()
+        self.ring.nodes().len()
     }
 
     /// The transfers in progress.
@@ -190,7 +242,10 @@ impl ClusterMap {
         let mut read = primaries.to_vec();
         let mut write = primaries.to_vec();
         for t in moves {
-            if let Some(slot) = read.iter_mut().find(|id| **id == t.to) {
+            if read.contains(&t.from) {
+                // The source is a replica already (it kept a slot): ask it once, not twice.
+                read.retain(|id| *id != t.to);
+            } else if let Some(slot) = read.iter_mut().find(|id| **id == t.to) {
                 *slot = t.from.clone();
             }
             if write.contains(&t.to) && !write.contains(&t.from) {
@@ -207,6 +262,32 @@ impl ClusterMap {
             write,
             fallbacks,
         }
+    }
+}
+
+/// The serde form of a [`ClusterMap`].
+#[derive(Clone, Serialize, Deserialize)]
+struct MapRepr {
+    ring: PartitionedRing,
+    members: Vec<Member>,
+    pending: Vec<(PartitionId, Vec<PendingTransfer>)>,
+}
+
+impl From<ClusterMap> for MapRepr {
+    fn from(map: ClusterMap) -> Self {
+        Self {
+            ring: map.ring,
+            members: map.members.into_values().collect(),
+            pending: map.pending.into_iter().collect(),
+        }
+    }
+}
+
+impl TryFrom<MapRepr> for ClusterMap {
+    type Error = KvError;
+
+    fn try_from(repr: MapRepr) -> Result<Self, KvError> {
+        Self::from_parts(repr.ring, repr.members, repr.pending.into_iter().collect())
     }
 }
 
@@ -256,6 +337,63 @@ mod tests {
         assert_eq!(during.read[0], outsider);
         assert_eq!(during.write.len(), 4);
         assert!(during.fallbacks.is_empty());
+    }
+
+    #[test]
+    fn a_source_that_stays_a_replica_is_read_once() {
+        let m = map(4);
+        let h = 99u64;
+        let set = m.replica_set(h, 3);
+        let (Some(a), Some(b)) = (set.write.first().cloned(), set.write.get(1).cloned()) else {
+            panic!("three replicas");
+        };
+        let p = m.ring().partition_of_hash(h);
+        let during = m.with_pending(
+            p,
+            vec![PendingTransfer {
+                from: a.clone(),
+                to: b.clone(),
+            }],
+        );
+        let set = during.replica_set(h, 3);
+        assert_eq!(set.read.len(), 2);
+        assert!(set.read.contains(&a) && !set.read.contains(&b));
+        assert_eq!(set.write.len(), 3);
+    }
+
+    #[test]
+    fn departing_members_survive_the_wire_only_while_they_stream() {
+        let m = map(4);
+        let gone = NodeId::from("n3");
+        let ring = m
+            .ring()
+            .without_node(&gone)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let members: Vec<Member> = m.members().cloned().collect();
+        let p = PartitionId(0);
+        let to = ring.partition_owner(p).clone();
+        let pending = BTreeMap::from([(
+            p,
+            vec![PendingTransfer {
+                from: gone.clone(),
+                to,
+            }],
+        )]);
+        let leaving = ClusterMap::from_parts(ring.clone(), members.clone(), pending)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            leaving
+                .departing()
+                .map(|m| m.id.clone())
+                .collect::<Vec<_>>(),
+            vec![gone]
+        );
+        assert_eq!(leaving.size(), 3);
+        let json = serde_json::to_string(&leaving).unwrap_or_else(|e| panic!("{e}"));
+        let back: ClusterMap = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, leaving);
+        // Without a transfer to make, a node off the ring is refused.
+        assert!(ClusterMap::from_parts(ring, members, BTreeMap::new()).is_err());
     }
 
     #[test]

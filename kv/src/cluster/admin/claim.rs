@@ -1,0 +1,269 @@
+//! The claimant's decisions, sans-IO: who may change the ring, and what each change makes of the
+//! [`ClusterMap`] (new ring, transfers to make, departing members).
+//!
+//! One node decides every change: the **claimant**, the member with the smallest id on the
+//! current ring. Every node computes the same claimant from the same map, and the claimant
+//! applies changes one at a time on top of its own map, so two changes can never be made on the
+//! same epoch. Others forward requests to it. See docs/adr/0440-kv-membership.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ringkit_hashring::{NodeId, PartitionId, PartitionedRing};
+
+use crate::cluster::topology::{ClusterMap, Member, PendingTransfer};
+use crate::error::KvError;
+
+/// An explicit ownership change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RingChange {
+    /// A new node takes its share of the partitions (streamed to it from their old holders).
+    Join(Member),
+    /// A live member hands its partitions off, then leaves.
+    Leave(NodeId),
+    /// A dead member is evicted; its partitions are rebuilt from the surviving replicas.
+    Remove(NodeId),
+    /// A transfer finished and was verified: reads move to the new holder.
+    Complete {
+        /// The partition moved.
+        partition: PartitionId,
+        /// The old holder.
+        from: NodeId,
+        /// The new holder.
+        to: NodeId,
+    },
+}
+
+/// What applying a change did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing to do (a retried join or completion): the map stays as it is.
+    Unchanged,
+    /// The new map (next epoch), ready to publish.
+    Changed(Arc<ClusterMap>),
+}
+
+/// The node that decides ring changes under `map`: its smallest ring member.
+pub fn claimant(map: &ClusterMap) -> &NodeId {
+    // A ring always has a node (PartitionedRing refuses an empty one).
+    &map.ring().nodes()[0].id
+}
+
+/// Who must apply `change`: the claimant, except that a dead claimant's own removal falls to the
+/// next member in id order that `live` says is up (the one way the cluster gets a new claimant
+/// without the old one; documented as an operator's decision in the ADR).
+pub fn decider(map: &ClusterMap, change: &RingChange, live: &BTreeSet<NodeId>) -> NodeId {
+    let first = claimant(map);
+    match change {
+        RingChange::Remove(id) if id == first && !live.contains(id) => map
+            .ring()
+            .nodes()
+            .iter()
+            .map(|n| &n.id)
+            .find(|n| *n != first && live.contains(*n))
+            .unwrap_or(first)
+            .clone(),
+        _ => first.clone(),
+    }
+}
+
+/// Applies `change` to `map` (on the decider), given who gossip says is live.
+///
+/// # Errors
+/// [`KvError::InvalidArgument`] for a change that names the wrong node (unknown, already a
+/// member elsewhere, the last member); [`KvError::RingChange`] for one the cluster cannot take
+/// now (transfers in progress, `remove` of a live node).
+pub fn apply(
+    map: &ClusterMap,
+    change: &RingChange,
+    live: &BTreeSet<NodeId>,
+) -> Result<Applied, KvError> {
+    match change {
+        RingChange::Join(member) => join(map, member),
+        RingChange::Leave(id) => leave(map, id),
+        RingChange::Remove(id) => remove(map, id, live),
+        RingChange::Complete {
+            partition,
+            from,
+            to,
+        } => Ok(complete(map, *partition, from, to)?),
+    }
+}
+
+fn join(map: &ClusterMap, member: &Member) -> Result<Applied, KvError> {
+    if let Some(existing) = map.member(&member.id) {
+        if existing.grpc_addr == member.grpc_addr && map.ring().node(&member.id).is_some() {
+            return Ok(Applied::Unchanged);
+        }
+        return Err(KvError::InvalidArgument(format!(
+            "node id {} is already a member (at {}): pick another id, or `remove` the old node first",
+            member.id, existing.grpc_addr
+        )));
+    }
+    if member.grpc_addr.is_empty() {
+        return Err(KvError::InvalidArgument(format!(
+            "join of {}: grpc_addr is empty",
+            member.id
+        )));
+    }
+    idle(map)?;
+    let ring = map.ring().with_node(member.ring_node()).map_err(invalid)?;
+    let mut members: Vec<Member> = map.members().cloned().collect();
+    members.push(member.clone());
+    rebuild(map, ring, members, None)
+}
+
+fn leave(map: &ClusterMap, id: &NodeId) -> Result<Applied, KvError> {
+    if map.ring().node(id).is_none() {
+        if map.member(id).is_some() {
+            return Ok(Applied::Unchanged); // already departing
+        }
+        return Err(unknown(id));
+    }
+    if map.ring().nodes().len() == 1 {
+        return Err(KvError::InvalidArgument(format!(
+            "{id} is the last member: a cluster cannot hand its data to nobody"
+        )));
+    }
+    idle(map)?;
+    let ring = map.ring().without_node(id).map_err(invalid)?;
+    rebuild(map, ring, map.members().cloned().collect(), None)
+}
+
+fn remove(map: &ClusterMap, id: &NodeId, live: &BTreeSet<NodeId>) -> Result<Applied, KvError> {
+    if map.ring().node(id).is_none() {
+        return Err(unknown(id));
+    }
+    if live.contains(id) {
+        return Err(KvError::RingChange(format!(
+            "{id} is alive according to gossip: use `leave` on it (remove is for dead nodes; a \
+             node that is only restarting keeps its data and is covered by hinted handoff)"
+        )));
+    }
+    if map.ring().nodes().len() == 1 {
+        return Err(KvError::InvalidArgument(format!("{id} is the last member")));
+    }
+    let ring = map.ring().without_node(id).map_err(invalid)?;
+    let members = map.members().filter(|m| &m.id != id).cloned().collect();
+    rebuild(map, ring, members, Some(id))
+}
+
+fn complete(
+    map: &ClusterMap,
+    p: PartitionId,
+    from: &NodeId,
+    to: &NodeId,
+) -> Result<Applied, KvError> {
+    let Some(list) = map.pending().get(&p) else {
+        return Ok(Applied::Unchanged);
+    };
+    if !list.iter().any(|t| &t.from == from && &t.to == to) {
+        return Ok(Applied::Unchanged);
+    }
+    let mut pending = map.pending().clone();
+    let rest: Vec<PendingTransfer> = list
+        .iter()
+        .filter(|t| !(&t.from == from && &t.to == to))
+        .cloned()
+        .collect();
+    if rest.is_empty() {
+        pending.remove(&p);
+    } else {
+        pending.insert(p, rest);
+    }
+    let ring = map
+        .ring()
+        .with_members(map.ring().nodes().iter().cloned())
+        .map_err(invalid)?;
+    finish(ring, map.members().cloned().collect(), pending)
+}
+
+/// The map for a new ring: transfers for every slot whose new holder lacks the data.
+fn rebuild(
+    map: &ClusterMap,
+    ring: PartitionedRing,
+    members: Vec<Member>,
+    dead: Option<&NodeId>,
+) -> Result<Applied, KvError> {
+    // Transfers still running (only possible on `remove`) continue unless they involve the dead.
+    let mut pending: BTreeMap<PartitionId, Vec<PendingTransfer>> = BTreeMap::new();
+    for (p, list) in map.pending() {
+        let keep: Vec<PendingTransfer> = list
+            .iter()
+            .filter(|t| Some(&t.from) != dead && Some(&t.to) != dead)
+            .cloned()
+            .collect();
+        if !keep.is_empty() {
+            pending.insert(*p, keep);
+        }
+    }
+    let diff = map.ring().diff(&ring);
+    for m in diff.moves().iter().filter(|m| m.to_needs_data) {
+        let Some(to) = &m.to else { continue };
+        let from = m
+            .from
+            .as_ref()
+            .filter(|f| Some(*f) != dead)
+            .cloned()
+            .or_else(|| source(map.ring(), m.partition, to, dead));
+        if let Some(from) = from {
+            let list = pending.entry(m.partition).or_default();
+            if !list.iter().any(|t| t.from == from && &t.to == to) {
+                list.push(PendingTransfer {
+                    from,
+                    to: to.clone(),
+                });
+            }
+        }
+    }
+    finish(ring, members, pending)
+}
+
+/// A surviving old replica of `p` to copy from (not `to`, not the dead node).
+fn source(
+    old: &PartitionedRing,
+    p: PartitionId,
+    to: &NodeId,
+    dead: Option<&NodeId>,
+) -> Option<NodeId> {
+    old.partition_preference_list(p, old.replica_count())
+        .replicas()
+        .find(|id| *id != to && Some(*id) != dead)
+        .cloned()
+}
+
+/// Assembles the map, dropping departing members that have nothing left to send.
+fn finish(
+    ring: PartitionedRing,
+    members: Vec<Member>,
+    pending: BTreeMap<PartitionId, Vec<PendingTransfer>>,
+) -> Result<Applied, KvError> {
+    let sources: BTreeSet<&NodeId> = pending.values().flatten().map(|t| &t.from).collect();
+    let members = members
+        .into_iter()
+        .filter(|m| ring.node(&m.id).is_some() || sources.contains(&m.id))
+        .collect();
+    ClusterMap::from_parts(ring, members, pending).map(|m| Applied::Changed(Arc::new(m)))
+}
+
+fn idle(map: &ClusterMap) -> Result<(), KvError> {
+    let n: usize = map.pending().values().map(Vec::len).sum();
+    if n == 0 {
+        return Ok(());
+    }
+    Err(KvError::RingChange(format!(
+        "{n} partition transfers of epoch {} are still in progress: retry when `ringctl kv ring` \
+         shows none pending (one change at a time keeps every transfer's source valid)",
+        map.epoch()
+    )))
+}
+
+fn unknown(id: &NodeId) -> KvError {
+    KvError::InvalidArgument(format!(
+        "{id} is not a member of the ring: check `ringctl kv members`"
+    ))
+}
+
+fn invalid(e: ringkit_hashring::HashRingError) -> KvError {
+    KvError::InvalidArgument(e.to_string())
+}

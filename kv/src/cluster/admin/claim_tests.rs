@@ -1,0 +1,210 @@
+//! The claimant's rules: one change at a time, transfers that cover every moved slot, departing
+//! members kept exactly as long as they stream.
+
+use std::collections::BTreeSet;
+
+use ringkit_hashring::{NodeId, RingConfig};
+
+use super::claim::{Applied, RingChange, apply, claimant, decider};
+use crate::cluster::topology::{ClusterMap, Member};
+use crate::error::KvError;
+
+fn id(s: &str) -> NodeId {
+    NodeId::from(s)
+}
+
+fn member(name: &str) -> Member {
+    Member::new(name, format!("{name}:50071"))
+}
+
+fn cluster(names: &[&str]) -> ClusterMap {
+    // Room for growth: the partition count is fixed for a ring's life.
+    ClusterMap::bootstrap(
+        RingConfig::for_cluster_size(8),
+        names.iter().map(|n| member(n)).collect(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn live(names: &[&str]) -> BTreeSet<NodeId> {
+    names.iter().map(|n| id(n)).collect()
+}
+
+fn changed(r: Result<Applied, KvError>) -> ClusterMap {
+    match r {
+        Ok(Applied::Changed(m)) => std::sync::Arc::unwrap_or_clone(m),
+        other => panic!("expected a new map, got {other:?}"),
+    }
+}
+
+/// Completes every pending transfer one by one, as the sources would report them.
+fn complete_all(mut map: ClusterMap, up: &BTreeSet<NodeId>) -> ClusterMap {
+    while let Some((p, t)) = map.pending().iter().next().map(|(p, l)| (*p, l[0].clone())) {
+        let epoch = map.epoch();
+        map = changed(apply(
+            &map,
+            &RingChange::Complete {
+                partition: p,
+                from: t.from,
+                to: t.to,
+            },
+            up,
+        ));
+        assert_eq!(map.epoch(), epoch + 1, "every completion is a new version");
+    }
+    map
+}
+
+#[test]
+fn the_claimant_is_the_smallest_member() {
+    let map = cluster(&["c", "a", "b"]);
+    assert_eq!(claimant(&map), &id("a"));
+    assert_eq!(
+        decider(&map, &RingChange::Leave(id("b")), &live(&["a", "b", "c"])),
+        id("a")
+    );
+    // Only a dead claimant's own removal goes to the next live member.
+    assert_eq!(
+        decider(&map, &RingChange::Remove(id("a")), &live(&["b", "c"])),
+        id("b")
+    );
+    assert_eq!(
+        decider(&map, &RingChange::Remove(id("a")), &live(&["a", "b", "c"])),
+        id("a")
+    );
+}
+
+#[test]
+fn a_join_streams_only_to_the_new_node_then_completes() {
+    let map = cluster(&["a", "b", "c"]);
+    let up = live(&["a", "b", "c", "d"]);
+    let joined = changed(apply(&map, &RingChange::Join(member("d")), &up));
+    assert_eq!(joined.epoch(), map.epoch() + 1);
+    assert!(joined.ring().node(&id("d")).is_some());
+    let transfers: Vec<_> = joined.pending().values().flatten().collect();
+    assert!(!transfers.is_empty());
+    assert!(
+        transfers
+            .iter()
+            .all(|t| t.to == id("d") && t.from != id("d"))
+    );
+    // Every slot d took is covered by a transfer.
+    for (p, _) in joined.ring().slots_of(&id("d")) {
+        assert!(
+            joined
+                .pending()
+                .get(&p)
+                .is_some_and(|l| l.iter().any(|t| t.to == id("d"))),
+            "{p}"
+        );
+    }
+    // A retried join changes nothing; another change waits for the transfers.
+    assert_eq!(
+        apply(&joined, &RingChange::Join(member("d")), &up).ok(),
+        Some(Applied::Unchanged)
+    );
+    let busy = apply(&joined, &RingChange::Join(member("e")), &up);
+    assert!(
+        matches!(busy, Err(KvError::RingChange(ref m)) if m.contains("in progress")),
+        "{busy:?}"
+    );
+    let done = complete_all(joined.clone(), &up);
+    assert!(done.pending().is_empty());
+    assert!(
+        joined.ring().diff(done.ring()).is_empty(),
+        "completion moves nothing"
+    );
+    // A late, repeated completion is harmless.
+    let t = joined
+        .pending()
+        .iter()
+        .next()
+        .map(|(p, l)| (*p, l[0].clone()))
+        .unwrap_or_else(|| panic!("transfers"));
+    let again = RingChange::Complete {
+        partition: t.0,
+        from: t.1.from,
+        to: t.1.to,
+    };
+    assert_eq!(apply(&done, &again, &up).ok(), Some(Applied::Unchanged));
+}
+
+#[test]
+fn a_leaving_node_stays_addressable_until_its_transfers_complete() {
+    let map = cluster(&["a", "b", "c", "d"]);
+    let up = live(&["a", "b", "c", "d"]);
+    let leaving = changed(apply(&map, &RingChange::Leave(id("c")), &up));
+    assert!(leaving.ring().node(&id("c")).is_none());
+    assert_eq!(
+        leaving
+            .departing()
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>(),
+        vec![id("c")]
+    );
+    assert!(
+        leaving
+            .pending()
+            .values()
+            .flatten()
+            .all(|t| t.from == id("c"))
+    );
+    // Writes to a moving partition reach the leaver too; reads stay with it.
+    let (p, t) = leaving
+        .pending()
+        .iter()
+        .next()
+        .map(|(p, l)| (*p, l[0].clone()))
+        .unwrap_or_else(|| panic!("transfers"));
+    let hash = *leaving.ring().partition_range(p).start();
+    let set = leaving.replica_set(hash, 3);
+    assert!(set.write.contains(&id("c")) && set.write.contains(&t.to));
+    assert!(set.read.contains(&id("c")) && !set.read.contains(&t.to));
+    let done = complete_all(leaving, &up);
+    assert!(done.member(&id("c")).is_none());
+    assert_eq!(done.size(), 3);
+}
+
+#[test]
+fn remove_is_for_dead_nodes_and_copies_from_survivors() {
+    let map = cluster(&["a", "b", "c", "d"]);
+    let all = live(&["a", "b", "c", "d"]);
+    let refused = apply(&map, &RingChange::Remove(id("d")), &all);
+    assert!(
+        matches!(refused, Err(KvError::RingChange(ref m)) if m.contains("use `leave`")),
+        "{refused:?}"
+    );
+    let up = live(&["a", "b", "c"]);
+    let removed = changed(apply(&map, &RingChange::Remove(id("d")), &up));
+    assert!(removed.member(&id("d")).is_none());
+    let transfers: Vec<_> = removed.pending().values().flatten().collect();
+    assert!(!transfers.is_empty());
+    assert!(
+        transfers
+            .iter()
+            .all(|t| t.from != id("d") && t.to != id("d") && t.from != t.to)
+    );
+}
+
+#[test]
+fn bad_requests_say_what_is_wrong() {
+    let map = cluster(&["a", "b"]);
+    let up = live(&["a", "b"]);
+    for (change, needle) in [
+        (RingChange::Leave(id("zz")), "not a member"),
+        (RingChange::Remove(id("zz")), "not a member"),
+        (
+            RingChange::Join(Member::new("a", "elsewhere:1")),
+            "already a member",
+        ),
+        (RingChange::Join(Member::new("e", "")), "grpc_addr is empty"),
+    ] {
+        match apply(&map, &change, &up) {
+            Err(KvError::InvalidArgument(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("{change:?}: {other:?}"),
+        }
+    }
+    let solo = cluster(&["a"]);
+    let last = apply(&solo, &RingChange::Leave(id("a")), &live(&["a"]));
+    assert!(matches!(last, Err(KvError::InvalidArgument(ref m)) if m.contains("last member")));
+}
