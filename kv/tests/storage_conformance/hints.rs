@@ -135,6 +135,16 @@ pub(super) fn hints_merge_and_keep_siblings(s: &impl Storage) {
         held[0].digest, second,
         "the reported digest is the listed one"
     );
+    let merged_len = encode_object(&held[0].object).len() as u64;
+    assert_eq!(
+        summary(s),
+        vec![HintBacklog {
+            target: "node-b".to_owned(),
+            hints: 1,
+            bytes: merged_len
+        }],
+        "the backlog follows a hint that grew"
+    );
 
     let (again, changed) = hinted(s, store_hint("node-b", "k", a));
     assert!(!changed, "a hint already covered is not rewritten");
@@ -171,8 +181,11 @@ pub(super) fn drop_hint_keeps_a_hint_changed_since_it_was_read(s: &impl Storage)
         "another target's hint"
     );
     assert_eq!(drop_hint(s, "node-b", "missing", newer), 0);
+    assert_eq!(summary(s)[0].hints, 2, "a refused drop leaves the backlog");
     assert_eq!(drop_hint(s, "node-b", "k", newer), 1);
     assert_eq!(keys(&hints_of(s, "node-b", None, 10)), vec!["other"]);
+    let other_len = encode_object(&hints_of(s, "node-b", None, 10)[0].object).len() as u64;
+    assert_eq!((summary(s)[0].hints, summary(s)[0].bytes), (1, other_len));
     let other = hints_of(s, "node-b", None, 10)[0].digest;
     assert_eq!(drop_hint(s, "node-b", "other", other), 1);
     assert!(

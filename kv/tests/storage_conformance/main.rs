@@ -315,3 +315,34 @@ fn sqlite_hints_survive_reopen() {
         ("node-c", 1)
     );
 }
+
+/// A hint write that fails in storage is rolled back whole: the per-target backlog the engine
+/// keeps beside the hints does not drift.
+#[test]
+fn sqlite_failed_hint_write_leaves_the_backlog_exact() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let store = SqliteStorage::open(SqliteConfig::new(dir.path(), "test-node"))
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let side =
+        rusqlite::Connection::open(dir.path().join("kv.sqlite3")).unwrap_or_else(|e| panic!("{e}"));
+    side.execute_batch(
+        "CREATE TRIGGER poison BEFORE INSERT ON hints WHEN NEW.key = CAST('poison' AS BLOB)
+         BEGIN SELECT RAISE(ABORT, 'poisoned key'); END;",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    drop(side);
+    let object = hints::remote_object(7, "v");
+    let failed = store.write_blocking(WriteRequest {
+        now: Timestamp(1),
+        siblings: LIMITS,
+        ops: vec![hints::store_hint("node-b", "poison", object.clone())],
+    });
+    assert!(matches!(failed, Err(KvError::Sqlite(_))), "got {failed:?}");
+    assert!(
+        hints::summary(&store).is_empty(),
+        "no backlog for a hint never stored"
+    );
+    hints::hinted(&store, hints::store_hint("node-b", "fine", object));
+    let backlog = hints::summary(&store);
+    assert_eq!((backlog.len(), backlog[0].hints), (1, 1));
+}

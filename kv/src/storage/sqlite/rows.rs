@@ -124,6 +124,18 @@ impl RowWriter for SqlRows<'_> {
         encoded: &[u8],
         now: Timestamp,
     ) -> Result<(), KvError> {
+        let old_len: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT length(data) FROM hints WHERE target = ?1 AND key = ?2")?
+            .query_row(params![target, hint.key.as_ref()], |r| r.get(0))
+            .optional()?;
+        let new_len = i64::try_from(encoded.len()).unwrap_or(i64::MAX);
+        count_hints(
+            self.conn,
+            target,
+            i64::from(old_len.is_none()),
+            new_len - old_len.unwrap_or(0),
+        )?;
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO hints (target, key, digest, updated_at, data) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (target, key) DO UPDATE SET
@@ -140,11 +152,37 @@ impl RowWriter for SqlRows<'_> {
     }
 
     fn drop_hint(&mut self, target: &str, key: &[u8], digest: u64) -> Result<usize, KvError> {
-        let mut stmt = self
+        let removed: Option<i64> = self
             .conn
-            .prepare_cached("DELETE FROM hints WHERE target = ?1 AND key = ?2 AND digest = ?3")?;
-        Ok(stmt.execute(params![target, key, digest as i64])?)
+            .prepare_cached(
+                "DELETE FROM hints WHERE target = ?1 AND key = ?2 AND digest = ?3
+                 RETURNING length(data)",
+            )?
+            .query_row(params![target, key, digest as i64], |r| r.get(0))
+            .optional()?;
+        match removed {
+            Some(len) => {
+                count_hints(self.conn, target, -1, -len)?;
+                Ok(1)
+            }
+            None => Ok(0),
+        }
     }
+}
+
+/// Adjusts `target`'s backlog row by `hints` and `bytes`, forgetting the target at zero.
+fn count_hints(conn: &Connection, target: &str, hints: i64, bytes: i64) -> Result<(), KvError> {
+    conn.prepare_cached(
+        "INSERT INTO hint_targets (target, hints, bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (target) DO UPDATE SET
+            hints = hints + excluded.hints, bytes = bytes + excluded.bytes",
+    )?
+    .execute(params![target, hints, bytes])?;
+    if hints < 0 {
+        conn.prepare_cached("DELETE FROM hint_targets WHERE target = ?1 AND hints <= 0")?
+            .execute([target])?;
+    }
+    Ok(())
 }
 
 /// Decodes a stored hint, naming its target and key if it is corrupt.
@@ -326,8 +364,7 @@ impl ReadView for SqlReadView<'_> {
 
     fn hint_summary(&mut self) -> Result<Vec<HintBacklog>, KvError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT target, count(*), coalesce(sum(length(data)), 0) FROM hints
-             GROUP BY target ORDER BY target",
+            "SELECT target, hints, bytes FROM hint_targets WHERE hints > 0 ORDER BY target",
         )?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();

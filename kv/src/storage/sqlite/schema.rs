@@ -13,8 +13,10 @@
 //!
 //! Schema version 2 adds `hints(target, key, digest, updated_at, data)`: the cluster's durable
 //! hints, one row per (target node, key), holding the encoded state to hand to that node when it
-//! is reachable again. Hints are written by the same writer in the same group commits as the
-//! data, so a hint is as durable as any acknowledged write.
+//! is reachable again; and `hint_targets(target, hints, bytes)`, the backlog per target, kept in
+//! step by the writer inside the same transaction, so that the handoff task and the admin API
+//! read it in O(targets) instead of scanning every hint. Hints are written by the same writer in
+//! the same group commits as the data, so a hint is as durable as any acknowledged write.
 //!
 //! Each version is a step in [`MIGRATIONS`], keyed by `PRAGMA user_version`; opening an older
 //! database runs the missing steps in one transaction.
@@ -57,6 +59,11 @@ CREATE TABLE hints (
     updated_at INTEGER NOT NULL,  -- ms of the last change
     data       BLOB NOT NULL,     -- the canonical object encoding
     PRIMARY KEY (target, key)
+);
+CREATE TABLE hint_targets (
+    target TEXT PRIMARY KEY NOT NULL,
+    hints  INTEGER NOT NULL,      -- rows in `hints` for this target
+    bytes  INTEGER NOT NULL       -- sum of their length(data)
 );
 ",
 ];
@@ -238,7 +245,7 @@ mod tests {
         assert_eq!(user_version(&conn), 2);
         // Put the file back to what kv part 1 wrote: schema 1, with a row.
         conn.execute_batch(
-            "DROP TABLE hints; PRAGMA user_version = 1;
+            "DROP TABLE hints; DROP TABLE hint_targets; PRAGMA user_version = 1;
              INSERT INTO objects (key, khash, tombstone, siblings, updated_at, digest, data)
              VALUES (x'6b', 0, 0, 0, 1, 0, x'00');",
         )
@@ -247,6 +254,7 @@ mod tests {
         assert_eq!(again, identity);
         assert_eq!(user_version(&conn), 2);
         assert!(has_table(&conn, "hints"));
+        assert!(has_table(&conn, "hint_targets"));
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM objects", [], |r| r.get(0))
             .unwrap_or_else(|e| panic!("{e}"));

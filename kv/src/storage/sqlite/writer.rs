@@ -296,14 +296,19 @@ fn commit_batch(
 
 /// Applies one request inside the batch transaction. A storage failure in a multi-operation
 /// request rolls back to the savepoint taken before it, so the request fails as a unit and the
-/// rest of the batch is unaffected. (A single operation is a single SQL write statement, which
-/// SQLite already makes atomic on its own.)
+/// rest of the batch is unaffected. (Most single operations are a single SQL write statement,
+/// which SQLite already makes atomic on its own; hint operations also update the per-target
+/// backlog, so they are guarded too.)
 fn apply_request(
     conn: &Connection,
     issuer: &mut DotIssuer,
     req: WriteRequest,
 ) -> Result<Vec<OpResult>, KvError> {
-    let guarded = req.ops.len() > 1;
+    let guarded = req.ops.len() > 1
+        || req
+            .ops
+            .iter()
+            .any(|op| matches!(op, WriteOp::StoreHint { .. } | WriteOp::DropHint { .. }));
     if guarded {
         conn.prepare_cached("SAVEPOINT request")?.execute([])?;
     }
