@@ -36,6 +36,7 @@ pub mod read_quorum;
 pub mod replica_service;
 pub mod scan;
 pub mod topology;
+pub mod transfer;
 pub mod write_quorum;
 
 /// Largest internal message (a merge batch, a read answer): room for a batch of large objects.

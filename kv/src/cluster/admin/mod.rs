@@ -4,9 +4,18 @@
 //! # Layout
 //! - `claim`: sans-IO: who decides ([`claimant`], [`decider`]) and what a [`RingChange`] makes
 //!   of the map ([`apply`]).
+//! - `topology`: [`Topology`], this node's map authority (decide or forward, install newer
+//!   maps, spread epochs by gossip and pull announced ones).
+//! - `service`: [`KvAdminService`], the gRPC service.
+//! - `convert`: protobuf <-> core types.
 
 mod claim;
 #[cfg(test)]
 mod claim_tests;
+pub mod convert;
+mod service;
+mod topology;
 
 pub use claim::{Applied, RingChange, apply, claimant, decider};
+pub use service::{AaeSource, HandoffSource, KvAdminService};
+pub use topology::{Topology, TopologyConfig};

@@ -2,7 +2,7 @@
 //! deadline and commands; it publishes the [`LiveSet`] on a `watch` channel.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use ringkit_hashring::NodeId;
@@ -34,7 +34,8 @@ pub struct GossipHandle {
     members: watch::Receiver<Arc<Vec<MemberStatus>>>,
     announcements: watch::Receiver<Option<RingAnnouncement>>,
     commands: mpsc::Sender<Command>,
-    task: Option<JoinHandle<()>>,
+    /// The driver task; taken by the first `leave` or `shutdown`.
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Starts gossip on `socket`: joins through the seeds, then keeps the live set current.
@@ -77,7 +78,7 @@ pub fn spawn<S: DatagramSocket>(config: GossipConfig, socket: S) -> Result<Gossi
         members,
         announcements,
         commands,
-        task: Some(task),
+        task: std::sync::Mutex::new(Some(task)),
     })
 }
 
@@ -109,24 +110,29 @@ impl GossipHandle {
     }
 
     /// Tells a few members this node is leaving (so they need not detect it), then stops.
-    pub async fn leave(mut self) {
+    pub async fn leave(&self) {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Leave(tx)).await.is_ok() {
             let _ = rx.await;
         }
-        self.join_task().await;
+        self.stop(false).await;
     }
 
     /// Stops gossip without a farewell: the others detect it as a failure.
-    pub async fn shutdown(mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-        self.join_task().await;
+    pub async fn shutdown(&self) {
+        self.stop(true).await;
     }
 
-    async fn join_task(&mut self) {
-        if let Some(task) = self.task.take() {
+    async fn stop(&self, abort: bool) {
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            if abort {
+                task.abort();
+            }
             let _ = task.await;
         }
     }
@@ -134,7 +140,12 @@ impl GossipHandle {
 
 impl Drop for GossipHandle {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
             task.abort();
         }
     }

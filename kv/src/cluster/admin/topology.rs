@@ -1,0 +1,370 @@
+//! [`Topology`]: this node's authority over the cluster map: applies ring changes when it is the
+//! decider, forwards them otherwise, installs newer maps and spreads their epoch by gossip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringkit_hashring::membership::RingAnnouncement;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tonic::Request;
+
+use super::claim::{Applied, RingChange, apply, decider};
+use super::convert::{map_from_message, map_to_message};
+use crate::cluster::channels::Channels;
+use crate::cluster::gossip::GossipHandle;
+use crate::cluster::pb;
+use crate::cluster::pb::kv_admin_client::KvAdminClient;
+use crate::cluster::topology::{ClusterMap, LiveSet, Member};
+use crate::error::KvError;
+
+/// Settings of the map authority.
+#[derive(Clone, Debug)]
+pub struct TopologyConfig {
+    /// Every node re-announces its map's epoch this often, so members that missed a change
+    /// (down, partitioned) still learn of it.
+    pub announce_every: Duration,
+    /// Deadline of one admin call to another node (forwarding, pulling a map).
+    pub rpc_timeout: Duration,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            announce_every: Duration::from_secs(5),
+            rpc_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The map authority of one node. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Topology {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local: Member,
+    map: watch::Sender<Arc<ClusterMap>>,
+    live: watch::Receiver<LiveSet>,
+    channels: Channels,
+    gossip: Option<Arc<GossipHandle>>,
+    config: TopologyConfig,
+    /// Serialises decisions: one change at a time on top of the current map.
+    deciding: Mutex<()>,
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topology")
+            .field("local", &self.inner.local.id)
+            .field("epoch", &self.map().epoch())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Topology {
+    /// The authority for `local`, publishing maps on `map` (the node's watch), reading liveness
+    /// from `live`, reaching other nodes through `channels`, announcing through `gossip`.
+    pub fn new(
+        local: Member,
+        map: watch::Sender<Arc<ClusterMap>>,
+        live: watch::Receiver<LiveSet>,
+        channels: Channels,
+        gossip: Option<Arc<GossipHandle>>,
+        config: TopologyConfig,
+    ) -> Self {
+        let inner = Inner {
+            local,
+            map,
+            live,
+            channels,
+            gossip,
+            config,
+            deciding: Mutex::new(()),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// This node's member entry.
+    pub fn local(&self) -> &Member {
+        &self.inner.local
+    }
+
+    /// The current map.
+    pub fn map(&self) -> Arc<ClusterMap> {
+        self.inner.map.borrow().clone()
+    }
+
+    /// A receiver of map changes.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ClusterMap>> {
+        self.inner.map.subscribe()
+    }
+
+    /// Who gossip says is live now.
+    pub fn live(&self) -> LiveSet {
+        self.inner.live.borrow().clone()
+    }
+
+    /// The gossip runtime, when this node runs one.
+    pub fn gossip(&self) -> Option<&Arc<GossipHandle>> {
+        self.inner.gossip.as_ref()
+    }
+
+    /// Applies `change` here if this node decides it under its map, else forwards it once to
+    /// the decider. Returns the resulting map and whether it changed.
+    ///
+    /// # Errors
+    /// What [`apply`] refuses; [`KvError::Unavailable`] when a forwarded change reaches a node
+    /// that is not the decider under its own map (maps in flux: retry) or the decider cannot
+    /// be reached.
+    pub async fn submit(
+        &self,
+        change: RingChange,
+        forwarded: bool,
+    ) -> Result<(Arc<ClusterMap>, bool), KvError> {
+        let map = self.map();
+        let who = decider(&map, &change, &self.live());
+        if who == self.inner.local.id {
+            return self.decide(change).await;
+        }
+        if forwarded {
+            return Err(KvError::Unavailable(format!(
+                "{} is not the claimant at epoch {} ({who} is): the maps are changing, retry",
+                self.inner.local.id,
+                map.epoch()
+            )));
+        }
+        let channel = self.inner.channels.get(&who)?;
+        let mut client = KvAdminClient::new(channel);
+        let call = async {
+            match forward_request(&change) {
+                Forward::Join(r) => client.join(with_mark(r)).await,
+                Forward::Leave(r) => client.leave(with_mark(r)).await,
+                Forward::Remove(r) => client.remove(with_mark(r)).await,
+                Forward::Complete(r) => client.complete_transfer(with_mark(r)).await,
+            }
+        };
+        let reply = tokio::time::timeout(self.inner.config.rpc_timeout, call)
+            .await
+            .map_err(|_| KvError::Timeout {
+                node: who.to_string(),
+            })?
+            .map_err(|s| KvError::Peer {
+                node: who.to_string(),
+                status: s.code(),
+                message: s.message().to_owned(),
+            })?
+            .into_inner();
+        let changed = reply.changed;
+        let message = reply
+            .map
+            .ok_or_else(|| KvError::Internal(format!("{who} answered a change without a map")))?;
+        let theirs = Arc::new(map_from_message(&message)?);
+        self.install(Arc::clone(&theirs));
+        Ok((theirs, changed))
+    }
+
+    async fn decide(&self, change: RingChange) -> Result<(Arc<ClusterMap>, bool), KvError> {
+        let _one_at_a_time = self.inner.deciding.lock().await;
+        let map = self.map();
+        match apply(&map, &change, &self.live())? {
+            Applied::Unchanged => Ok((map, false)),
+            Applied::Changed(next) => {
+                tracing::info!(epoch = next.epoch(), ?change, "ring change applied");
+                self.install(Arc::clone(&next));
+                Ok((next, true))
+            }
+        }
+    }
+
+    /// Publishes `map` if it is newer than the current one, and announces it. Returns whether
+    /// it was installed.
+    pub fn install(&self, map: Arc<ClusterMap>) -> bool {
+        let epoch = map.epoch();
+        let installed = self.inner.map.send_if_modified(|cur| {
+            let newer = epoch > cur.epoch();
+            if newer {
+                *cur = map;
+            }
+            newer
+        });
+        if installed {
+            self.announce(epoch);
+        }
+        installed
+    }
+
+    /// Pulls the map from the node serving gRPC at `grpc_addr` and installs it if newer.
+    ///
+    /// # Errors
+    /// Transport failures, timeouts, and a map that does not validate.
+    pub async fn pull(&self, grpc_addr: &str) -> Result<bool, KvError> {
+        let mut client = KvAdminClient::new(self.inner.channels.to_addr(grpc_addr)?);
+        let reply = tokio::time::timeout(
+            self.inner.config.rpc_timeout,
+            client.get_cluster_map(pb::GetClusterMapRequest {}),
+        )
+        .await
+        .map_err(|_| KvError::Timeout {
+            node: grpc_addr.to_owned(),
+        })?
+        .map_err(|s| KvError::Peer {
+            node: grpc_addr.to_owned(),
+            status: s.code(),
+            message: s.message().to_owned(),
+        })?;
+        Ok(self.install(Arc::new(map_from_message(reply.get_ref())?)))
+    }
+
+    /// Spreads the current epoch by gossip (no-op without gossip).
+    pub fn announce(&self, epoch: u64) {
+        if let Some(gossip) = &self.inner.gossip {
+            let a = RingAnnouncement {
+                epoch,
+                from: self.inner.local.id.clone(),
+                grpc_addr: self.inner.local.grpc_addr.clone(),
+            };
+            let gossip = Arc::clone(gossip);
+            tokio::spawn(async move { gossip.announce_ring(a).await });
+        }
+    }
+
+    /// Starts the sync task: pulls newer maps that gossip announces, re-announces ours
+    /// periodically. It ends when `shutdown` completes.
+    pub fn spawn_sync(
+        &self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Some(gossip) = this.inner.gossip.clone() else {
+                return;
+            };
+            let mut heard = gossip.ring_announcements();
+            let mut tick = tokio::time::interval(this.inner.config.announce_every);
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    _ = tick.tick() => this.announce(this.map().epoch()),
+                    changed = heard.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let news = heard.borrow_and_update().clone();
+                        if let Some(a) = news.filter(|a| a.epoch > this.map().epoch())
+                            && let Err(e) = this.pull(&a.grpc_addr).await
+                        {
+                            tracing::warn!(error = %e, from = %a.from, "could not pull ring epoch {}", a.epoch);
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Joins the cluster through the member serving gRPC at `seed_grpc_addr` (any member: it
+    /// forwards to the claimant) and installs the resulting map. Call it before serving client
+    /// requests: until then this node's map is its own bootstrap map.
+    ///
+    /// # Errors
+    /// The seed is unreachable or refuses the join (the message says why).
+    pub async fn join_through(&self, seed_grpc_addr: &str) -> Result<Arc<ClusterMap>, KvError> {
+        let me = &self.inner.local;
+        let mut client = KvAdminClient::new(self.inner.channels.to_addr(seed_grpc_addr)?);
+        let request = pb::JoinRequest {
+            node_id: me.id.to_string(),
+            grpc_addr: me.grpc_addr.clone(),
+            gossip_addr: me.gossip_addr.clone().unwrap_or_default(),
+            zone: me.zone.clone().unwrap_or_default(),
+        };
+        let reply = tokio::time::timeout(self.inner.config.rpc_timeout, client.join(request))
+            .await
+            .map_err(|_| KvError::Timeout {
+                node: seed_grpc_addr.to_owned(),
+            })?
+            .map_err(|s| KvError::Peer {
+                node: seed_grpc_addr.to_owned(),
+                status: s.code(),
+                message: s.message().to_owned(),
+            })?
+            .into_inner();
+        let message = reply.map.ok_or_else(|| {
+            KvError::Internal(format!("{seed_grpc_addr} answered the join without a map"))
+        })?;
+        let map = Arc::new(map_from_message(&message)?);
+        self.install(Arc::clone(&map));
+        Ok(map)
+    }
+
+    /// Leaves the ring: asks the claimant, then waits until this node's partitions have been
+    /// handed off (it is off the map) or `patience` runs out. The transfer task must be running.
+    ///
+    /// # Errors
+    /// The claimant refuses or cannot be reached; [`KvError::Timeout`] if the hand-off takes
+    /// longer than `patience` (it goes on in the background).
+    pub async fn leave(&self, patience: Duration) -> Result<(), KvError> {
+        let me = self.inner.local.id.clone();
+        self.submit(RingChange::Leave(me.clone()), false).await?;
+        let mut maps = self.subscribe();
+        tokio::time::timeout(patience, maps.wait_for(|m| m.member(&me).is_none()))
+            .await
+            .map_err(|_| KvError::Timeout {
+                node: me.to_string(),
+            })?
+            .map_err(|_| KvError::Closed)?;
+        Ok(())
+    }
+
+    /// The current map in its wire form.
+    pub fn map_message(&self) -> Result<pb::ClusterMapMessage, KvError> {
+        map_to_message(&self.map())
+    }
+}
+
+/// Metadata marking a change forwarded by a member (so it is not forwarded again).
+pub(crate) const FORWARDED: &str = "x-ringkit-forwarded";
+
+enum Forward {
+    Join(pb::JoinRequest),
+    Leave(pb::LeaveRequest),
+    Remove(pb::RemoveRequest),
+    Complete(pb::CompleteTransferRequest),
+}
+
+fn forward_request(change: &RingChange) -> Forward {
+    match change {
+        RingChange::Join(m) => Forward::Join(pb::JoinRequest {
+            node_id: m.id.to_string(),
+            grpc_addr: m.grpc_addr.clone(),
+            gossip_addr: m.gossip_addr.clone().unwrap_or_default(),
+            zone: m.zone.clone().unwrap_or_default(),
+        }),
+        RingChange::Leave(id) => Forward::Leave(pb::LeaveRequest {
+            node_id: id.to_string(),
+        }),
+        RingChange::Remove(id) => Forward::Remove(pb::RemoveRequest {
+            node_id: id.to_string(),
+        }),
+        RingChange::Complete {
+            partition,
+            from,
+            to,
+        } => Forward::Complete(pb::CompleteTransferRequest {
+            partition: partition.0,
+            from: from.to_string(),
+            to: to.to_string(),
+        }),
+    }
+}
+
+fn with_mark<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    request
+}
