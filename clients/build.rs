@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ringkit/idgen/v1/idgen.proto",
         "ringkit/ratelimit/v1/ratelimit.proto",
         "ringkit/kv/v1/kv.proto",
+        // The cluster admin API only (ringctl's `kv admin`); the internal protocols stay internal.
+        "ringkit/kv/cluster/v1/admin.proto",
     ];
     for root in roots {
         println!("cargo:rerun-if-changed={root}");

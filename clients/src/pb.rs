@@ -29,4 +29,14 @@ pub mod kv {
     pub mod v1 {
         tonic::include_proto!("ringkit.kv.v1");
     }
+
+    /// `ringkit.kv.cluster.v1`: the cluster admin API (`KvAdmin`: members, ring, handoffs,
+    /// anti-entropy, join/leave/remove).
+    pub mod cluster {
+        /// Version 1 of the cluster admin API.
+        #[allow(missing_docs, unreachable_pub, clippy::all)]
+        pub mod v1 {
+            tonic::include_proto!("ringkit.kv.cluster.v1");
+        }
+    }
 }

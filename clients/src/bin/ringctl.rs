@@ -6,6 +6,8 @@
 //! ringctl kv put greeting hello      # prints the causal context of the write
 //! ringctl kv get greeting            # values (siblings) and the context to write back
 //! ringctl rl check default user=alice --cost 1
+//! ringctl kv admin ring              # cluster: epoch, claimant, partitions, transfers
+//! ringctl kv admin leave node-3      # hand node-3's partitions off, then take it off the ring
 //! ```
 //!
 //! Addresses default to the servers' own defaults on loopback; `--idgen`, `--kv` and
@@ -16,6 +18,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use ringkit_clients::pb::{idgen::v1 as idgen, kv::v1 as kv, ratelimit::v1 as rl};
+
+#[path = "ringctl/kv_admin.rs"]
+mod kv_admin;
 
 #[derive(Parser)]
 #[command(
@@ -125,6 +130,10 @@ enum KvCommand {
     },
     /// Node statistics.
     Stats,
+    /// Cluster administration: members, ring, owners, handoffs, anti-entropy; join, leave,
+    /// remove.
+    #[command(subcommand)]
+    Admin(kv_admin::KvAdminCommand),
 }
 
 #[derive(Subcommand)]
@@ -205,7 +214,8 @@ async fn id(addr: &str, cmd: IdCommand) -> Result<()> {
 }
 
 async fn kvc(addr: &str, cmd: KvCommand) -> Result<()> {
-    let mut client = kv::kv_client::KvClient::new(channel(addr).await?);
+    let ch = channel(addr).await?;
+    let mut client = kv::kv_client::KvClient::new(ch.clone());
     match cmd {
         KvCommand::Get { key } => {
             let r = client
@@ -289,6 +299,7 @@ async fn kvc(addr: &str, cmd: KvCommand) -> Result<()> {
                 cursor = page.next_cursor;
             }
         }
+        KvCommand::Admin(cmd) => kv_admin::run(ch, cmd).await?,
         KvCommand::Stats => {
             let s = client.stats(kv::StatsRequest {}).await?.into_inner();
             println!("node       {}", s.node_id);
