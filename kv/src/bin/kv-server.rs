@@ -1,9 +1,12 @@
-//! `kv-server`: one ringkit KV node.
+//! `kv-server`: one ringkit KV node, standalone or as a member of a cluster.
 //!
 //! Settings come from (highest first) flags, `KV_*` environment variables, a TOML file given with
 //! `--config`, and built-in defaults: data in `./data/kv`, gRPC on `127.0.0.1:50071`, Prometheus
 //! metrics on `127.0.0.1:9471`, FULL durability. Stops gracefully on SIGINT or SIGTERM: in-flight
 //! requests finish and the writer drains and syncs before exit.
+//!
+//! Cluster mode starts when a member list is given (`--cluster-members` or `[cluster] members`
+//! in the TOML): every node gets the same list, including itself under its `--node-id`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +17,13 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Parser;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use ringkit_hashring::{NodeId, RingConfig};
 use ringkit_kv::clock::SystemClock;
+use ringkit_kv::cluster::assemble::ClusterNodeConfig;
+use ringkit_kv::cluster::channels::TcpConnector;
+use ringkit_kv::cluster::config::ClusterConfig;
+use ringkit_kv::cluster::node::ClusterNode;
+use ringkit_kv::cluster::topology::Member;
 use ringkit_kv::grpc::serve_listener;
 use ringkit_kv::node::{KvNode, NodeConfig};
 use ringkit_kv::storage::{Durability, SqliteConfig, SqliteStorage};
@@ -49,6 +58,79 @@ struct Args {
     /// SQLite reader threads [default: 2].
     #[arg(long, env = "KV_READERS")]
     readers: Option<usize>,
+    /// Cluster members, comma-separated `id=grpc_addr[/gossip_addr]` (this node included);
+    /// turns cluster mode on. Example: `n1=127.0.0.1:50071/127.0.0.1:7101,n2=...`.
+    #[arg(long, env = "KV_CLUSTER_MEMBERS")]
+    cluster_members: Option<String>,
+    /// UDP address gossip binds [default: this node's gossip address in the member list].
+    #[arg(long, env = "KV_GOSSIP_LISTEN")]
+    gossip_listen: Option<SocketAddr>,
+}
+
+/// `[cluster]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterSection {
+    /// Every member, this node included (same list on every node).
+    #[serde(default)]
+    members: Vec<MemberEntry>,
+    /// As `--gossip-listen`.
+    gossip_listen: Option<SocketAddr>,
+    /// Per-replica timeout in milliseconds [default: 1000].
+    replica_timeout_ms: Option<u64>,
+    /// Ring partitions (a power of two, same on every node) [default: 64 per node, >= 64].
+    partitions: Option<u32>,
+}
+
+/// One member in the TOML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberEntry {
+    /// Its node id.
+    id: String,
+    /// Its gRPC address.
+    grpc: String,
+    /// Its gossip (UDP) address.
+    gossip: Option<String>,
+    /// Its failure zone.
+    zone: Option<String>,
+}
+
+impl From<MemberEntry> for Member {
+    fn from(e: MemberEntry) -> Self {
+        Member {
+            id: NodeId::from(e.id),
+            grpc_addr: e.grpc,
+            gossip_addr: e.gossip,
+            zone: e.zone,
+        }
+    }
+}
+
+/// Parses `--cluster-members`.
+fn parse_members(list: &str) -> anyhow::Result<Vec<Member>> {
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|entry| {
+            let (id, addrs) = entry.trim().split_once('=').with_context(|| {
+                format!("cluster member {entry:?}: expected id=grpc_addr[/gossip_addr]")
+            })?;
+            let (grpc, gossip) = match addrs.split_once('/') {
+                Some((g, u)) => (g, Some(u.to_owned())),
+                None => (addrs, None),
+            };
+            anyhow::ensure!(
+                !id.is_empty() && !grpc.is_empty(),
+                "cluster member {entry:?}: id and grpc address must not be empty"
+            );
+            Ok(Member {
+                id: NodeId::from(id),
+                grpc_addr: grpc.to_owned(),
+                gossip_addr: gossip,
+                zone: None,
+            })
+        })
+        .collect()
 }
 
 /// The TOML file: the same settings plus limits.
@@ -77,8 +159,24 @@ struct FileConfig {
     max_siblings: Option<usize>,
     /// Key prefixes written last-write-wins by default (lossy).
     lww_prefixes: Option<Vec<String>>,
-    /// Seconds a tombstone is kept before reaping; 0 keeps them forever.
+    /// Seconds a tombstone is kept before reaping; 0 keeps them forever. Standalone only: in a
+    /// cluster, anti-entropy reaps tombstones once every replica has them.
     tombstone_grace_secs: Option<u64>,
+    /// Cluster mode.
+    cluster: Option<ClusterSection>,
+}
+
+/// What `run` starts.
+enum Mode {
+    /// One node on its own.
+    Standalone,
+    /// A cluster member.
+    Cluster {
+        /// Identity, members, coordination.
+        config: ClusterConfig,
+        /// Where gossip binds, if the member list has gossip addresses.
+        gossip_listen: Option<SocketAddr>,
+    },
 }
 
 impl std::str::FromStr for DurabilityArg {
@@ -154,6 +252,37 @@ fn main() -> anyhow::Result<()> {
     if let Some(secs) = file.tombstone_grace_secs {
         node_config.maintenance.tombstone_grace = (secs > 0).then(|| Duration::from_secs(secs));
     }
+    let section = file.cluster.unwrap_or_default();
+    let members = match &args.cluster_members {
+        Some(list) => parse_members(list)?,
+        None => section.members.into_iter().map(Member::from).collect(),
+    };
+    let mode = if members.is_empty() {
+        Mode::Standalone
+    } else {
+        anyhow::ensure!(
+            file.tombstone_grace_secs.is_none(),
+            "tombstone_grace_secs is standalone-only: in cluster mode anti-entropy reaps \
+             tombstones once every replica has them (remove the setting)"
+        );
+        node_config.maintenance.tombstone_grace = None;
+        let gossip_listen = args.gossip_listen.or(section.gossip_listen);
+        let mut config = ClusterConfig::new(node_id.as_str(), members);
+        if let Some(ms) = section.replica_timeout_ms {
+            config.coordinator.replica_timeout = Duration::from_millis(ms);
+        }
+        if let Some(p) = section.partitions {
+            config.ring = Some(RingConfig {
+                partitions: p,
+                ..config.ring_config()
+            });
+        }
+        config.bootstrap_map()?;
+        Mode::Cluster {
+            config,
+            gossip_listen,
+        }
+    };
     node_config
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -161,7 +290,13 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(listen, metrics_listen, storage_config, node_config))
+    runtime.block_on(run(
+        listen,
+        metrics_listen,
+        storage_config,
+        node_config,
+        mode,
+    ))
 }
 
 async fn run(
@@ -169,6 +304,7 @@ async fn run(
     metrics_listen: String,
     storage: SqliteConfig,
     node: NodeConfig,
+    mode: Mode,
 ) -> anyhow::Result<()> {
     if metrics_listen != "off" && !metrics_listen.is_empty() {
         let addr: SocketAddr = metrics_listen
@@ -198,14 +334,53 @@ async fn run(
     let store = tokio::task::spawn_blocking(move || SqliteStorage::open(storage))
         .await?
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let node = KvNode::new(store, node, Arc::new(SystemClock))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
-    // Scripts and tests wait for this line (and read the port when listening on :0).
-    println!("kv-server listening on {local}");
-    serve_listener(node, listener, shutdown_signal()).await?;
+    match mode {
+        Mode::Standalone => {
+            let node = KvNode::new(store, node, Arc::new(SystemClock))?;
+            // Scripts and tests wait for this line (and read the port when listening on :0).
+            println!("kv-server listening on {local}");
+            serve_listener(node, listener, shutdown_signal()).await?;
+        }
+        Mode::Cluster {
+            config,
+            gossip_listen,
+        } => {
+            let gossip_addr = gossip_listen.or_else(|| {
+                config
+                    .members
+                    .iter()
+                    .find(|m| m.id == config.node_id)
+                    .and_then(|m| m.gossip_addr.as_deref())
+                    .and_then(|a| a.parse().ok())
+            });
+            let socket = match gossip_addr {
+                Some(addr) => Some(
+                    tokio::net::UdpSocket::bind(addr)
+                        .await
+                        .with_context(|| format!("binding gossip on {addr}"))?,
+                ),
+                None => None,
+            };
+            let gossip_local = socket.as_ref().map(|s| s.local_addr()).transpose()?;
+            let mut full = ClusterNodeConfig::new(config);
+            full.node = node;
+            let members = full.cluster.members.len();
+            let cluster = ClusterNode::start(
+                full,
+                store,
+                Arc::new(SystemClock),
+                Arc::new(TcpConnector::default()),
+                socket,
+            )?;
+            println!("kv-server listening on {local}");
+            tracing::info!(%local, gossip = ?gossip_local, members, "cluster mode");
+            cluster.serve_listener(listener, shutdown_signal()).await?;
+        }
+    }
     Ok(())
 }
 

@@ -22,6 +22,8 @@
 
 pub mod aae;
 pub mod admin;
+pub mod assemble;
+pub mod batching;
 pub mod channels;
 pub mod config;
 pub mod coordinator;

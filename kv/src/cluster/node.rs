@@ -18,6 +18,7 @@ use tokio_stream::Stream;
 use tonic::service::RoutesBuilder;
 use tonic::transport::server::{Connected, TcpIncoming};
 
+use super::batching::BatchingPeers;
 use super::channels::{Channels, Connector};
 use super::config::ClusterConfig;
 use super::coordinator::Coordinator;
@@ -31,6 +32,11 @@ use crate::grpc::pb::kv_server::KvServer;
 use crate::grpc::server::message_limit;
 use crate::node::KvNode;
 use crate::storage::Storage;
+
+/// Most objects in one replication RPC to a peer.
+const REPLICATION_BATCH: usize = 256;
+/// Replication RPCs in flight to one peer at once.
+const REPLICATION_PIPELINE: usize = 4;
 
 /// A kv node in cluster mode: build it with [`new`](Self::new), plug in extra services and
 /// tasks, then [`serve`](Self::serve) it.
@@ -96,12 +102,19 @@ impl<S: Storage> ClusterNode<S> {
             config.node_id.clone(),
             config.coordinator.replica_timeout,
         ));
+        // Client writes and reads replicate one key at a time; batching coalesces the
+        // concurrent ones per peer into one RPC each.
+        let batching = Arc::new(BatchingPeers::new(
+            Arc::clone(&peers) as Arc<dyn ReplicaPeers>,
+            REPLICATION_BATCH,
+            REPLICATION_PIPELINE,
+        ));
         let coordinator = Coordinator::new(
             node.clone(),
             config.node_id.clone(),
             map_rx,
             live_rx,
-            Arc::clone(&peers) as Arc<dyn ReplicaPeers>,
+            batching,
             config.coordinator.clone(),
         )?;
         Ok(Self {
@@ -138,8 +151,8 @@ impl<S: Storage> ClusterNode<S> {
         &self.channels
     }
 
-    /// Object transfer to other replicas: what hinted handoff, anti-entropy and partition
-    /// transfer use.
+    /// Object transfer to other replicas, one call per call (no coalescing): what hinted
+    /// handoff, anti-entropy and partition transfer use, since they batch themselves.
     pub fn peers(&self) -> Arc<dyn ReplicaPeers> {
         Arc::clone(&self.peers) as Arc<dyn ReplicaPeers>
     }

@@ -1,0 +1,141 @@
+//! [`ClusterNode::start`]: the one call that assembles a complete cluster node (store, node,
+//! coordinator, gossip feeding the live set, hinted handoff), used by `kv-server` and by the
+//! turmoil simulation alike, so the simulation tests what ships.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ringkit_hashring::NodeId;
+
+use super::channels::Connector;
+use super::config::ClusterConfig;
+use super::gossip::{self, DatagramSocket, GossipConfig};
+use super::hints::{HandoffConfig, spawn_handoff};
+use super::node::ClusterNode;
+use crate::clock::Clock;
+use crate::error::KvError;
+use crate::node::{KvNode, NodeConfig};
+use crate::storage::Storage;
+
+/// Everything a complete cluster node is configured with, besides its store and sockets.
+#[derive(Clone, Debug)]
+pub struct ClusterNodeConfig {
+    /// The local node: limits, admission, maintenance (its `tombstone_grace` must be `None`).
+    pub node: NodeConfig,
+    /// Identity, members, ring, coordination.
+    pub cluster: ClusterConfig,
+    /// Gossip settings; `None` derives them from `cluster` with
+    /// [`default_gossip`](Self::default_gossip).
+    pub gossip: Option<GossipConfig>,
+    /// Hinted handoff timings.
+    pub handoff: HandoffConfig,
+}
+
+impl ClusterNodeConfig {
+    /// Defaults around `cluster`; the node config takes the cluster's node id and never reaps
+    /// tombstones on its own (anti-entropy does, once every replica has them).
+    pub fn new(cluster: ClusterConfig) -> Self {
+        let mut node = NodeConfig::new(cluster.node_id.as_str());
+        node.maintenance.tombstone_grace = None;
+        Self {
+            node,
+            cluster,
+            gossip: None,
+            handoff: HandoffConfig::default(),
+        }
+    }
+
+    /// Gossip settings derived from the member list: this node's gRPC address, the other
+    /// members' gossip addresses as seeds, every member assumed live until gossip connects.
+    ///
+    /// # Errors
+    /// [`KvError::Config`] when this node is not a member or a gossip address does not parse.
+    pub fn default_gossip(&self) -> Result<GossipConfig, KvError> {
+        let me = &self.cluster.node_id;
+        let Some(local) = self.cluster.members.iter().find(|m| m.id == *me) else {
+            return Err(KvError::Config(format!(
+                "cluster node_id {:?} is not in the members list",
+                me.as_str()
+            )));
+        };
+        let mut seeds = Vec::new();
+        for m in self.cluster.members.iter().filter(|m| m.id != *me) {
+            if let Some(addr) = &m.gossip_addr {
+                let parsed: SocketAddr = addr.parse().map_err(|e| {
+                    KvError::Config(format!("gossip address {addr:?} of member {}: {e}", m.id))
+                })?;
+                seeds.push(parsed);
+            }
+        }
+        let mut config = GossipConfig::new(me.clone(), local.grpc_addr.clone(), seeds);
+        config.assume_live = self
+            .cluster
+            .members
+            .iter()
+            .map(|m| m.id.clone())
+            .collect::<Vec<NodeId>>();
+        Ok(config)
+    }
+}
+
+impl<S: Storage> ClusterNode<S> {
+    /// Builds and starts a complete cluster node over `storage`: the node, the coordinator,
+    /// gossip on `gossip_socket` (its live set drives every request; without a socket every
+    /// member counts as live), and hinted handoff. Serve it with [`serve`](Self::serve), which
+    /// also stops all of it. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`KvError::Config`] for invalid settings; gossip socket errors.
+    pub fn start<D: DatagramSocket>(
+        config: ClusterNodeConfig,
+        storage: S,
+        clock: Arc<dyn Clock>,
+        connector: Arc<dyn Connector>,
+        gossip_socket: Option<D>,
+    ) -> Result<Self, KvError> {
+        let gossip_config = match (&gossip_socket, config.gossip.clone()) {
+            (None, _) => None,
+            (Some(_), Some(g)) => Some(g),
+            (Some(_), None) => Some(config.default_gossip()?),
+        };
+        let node = KvNode::new(storage, config.node, clock)?;
+        let mut cluster = ClusterNode::new(node.clone(), config.cluster, connector)?;
+        let handoff = spawn_handoff(
+            node,
+            cluster.peers(),
+            cluster.map_sender().subscribe(),
+            cluster.live_sender().subscribe(),
+            config.handoff,
+        )?;
+        let stop = cluster.shutdown_signal();
+        cluster.add_task(tokio::spawn(async move {
+            stop.await;
+            handoff.shutdown().await;
+        }));
+        if let (Some(socket), Some(g)) = (gossip_socket, gossip_config) {
+            let handle = gossip::spawn(g, socket)?;
+            let mut gossip_live = handle.live();
+            let live = cluster.live_sender().clone();
+            live.send_replace(Arc::clone(&gossip_live.borrow_and_update()));
+            let stop = cluster.shutdown_signal();
+            cluster.add_task(tokio::spawn(async move {
+                tokio::pin!(stop);
+                loop {
+                    tokio::select! {
+                        () = &mut stop => break,
+                        changed = gossip_live.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
+                            live.send_replace(Arc::clone(&gossip_live.borrow_and_update()));
+                        }
+                    }
+                }
+                // A clean stop says goodbye, so peers stop sending at once instead of after
+                // failure detection; the ring is untouched (leaving the ring is `leave`).
+                handle.leave().await;
+            }));
+        }
+        Ok(cluster)
+    }
+}
