@@ -4,7 +4,7 @@
 //! exchange run the same server-side code as production.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use ringkit_hashring::{NodeId, PartitionId};
@@ -38,7 +38,13 @@ struct Inner<S> {
     live: watch::Receiver<LiveSet>,
     /// Counters and per-partition history for the admin API.
     status: StatusBoard,
+    /// The map the trees were last aligned with, and the result: a map is immutable, so the
+    /// O(partitions) alignment runs once a map, not once a request.
+    synced: Mutex<Option<Synced>>,
 }
+
+/// A map and the partitions this node replicates in it.
+type Synced = (Arc<ClusterMap>, u32, BTreeSet<u32>);
 
 /// A node's anti-entropy: cheap to clone, clones share everything.
 pub struct Aae<S> {
@@ -102,6 +108,7 @@ impl<S: Storage> Aae<S> {
                 map,
                 live,
                 status: StatusBoard::default(),
+                synced: Mutex::new(None),
             }),
         };
         aae.sync()?;
@@ -155,9 +162,20 @@ impl<S: Storage> Aae<S> {
     /// The ring's partition count is not a power of two (a bug in the ring).
     pub fn sync(&self) -> Result<(u32, BTreeSet<u32>), KvError> {
         let map = self.map();
+        let mut cache = self
+            .inner
+            .synced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, count, mine)) = cache.as_ref()
+            && Arc::ptr_eq(seen, &map)
+        {
+            return Ok((*count, mine.clone()));
+        }
         let count = map.ring().partition_count();
         let mine = replicated_partitions(&map, &self.inner.local, self.inner.config.n);
         self.trees().retain(count, &mine)?;
+        *cache = Some((map, count, mine.clone()));
         Ok((count, mine))
     }
 

@@ -3,7 +3,7 @@
 //! repair every differing key so that both replicas end with the merged object (merged locally
 //! with `WriteOp::Merge`, pushed with [`ReplicaPeers::merge`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use ringkit_hashring::NodeId;
@@ -31,8 +31,8 @@ pub struct ExchangeReport {
     pub rows_listed: u64,
 }
 
-/// The local side of a differing key: its object and digest.
-type LocalRows = HashMap<Bytes, (u64, Object)>;
+/// The local objects of keys only this side holds.
+type LocalRows = HashMap<Bytes, Object>;
 
 impl<S: Storage> Aae<S> {
     /// Compares partition `partition` with `peer` and repairs what differs.
@@ -77,12 +77,20 @@ impl<S: Storage> Aae<S> {
             report.rows_listed += (ours.len() + theirs.len()) as u64;
             let ours_digests: Vec<RowDigest> = ours.iter().map(|(d, _)| d.clone()).collect();
             let d = diff_rows(&ours_digests, &theirs);
-            for (row, object) in ours {
-                local.insert(row.key, (row.digest, object));
-            }
-            for row in theirs {
-                remote_digests.insert(row.key, row.digest);
-            }
+            // Keep only what the repair needs: objects to push, digests of keys to fetch.
+            let push: HashSet<&Bytes> = d.only_local.iter().collect();
+            local.extend(
+                ours.into_iter()
+                    .filter(|(row, _)| push.contains(&row.key))
+                    .map(|(row, object)| (row.key, object)),
+            );
+            let fetch: HashSet<&Bytes> = d.only_remote.iter().chain(&d.different).collect();
+            remote_digests.extend(
+                theirs
+                    .into_iter()
+                    .filter(|row| fetch.contains(&row.key))
+                    .map(|row| (row.key, row.digest)),
+            );
             diff.only_local.extend(d.only_local);
             diff.only_remote.extend(d.only_remote);
             diff.different.extend(d.different);
@@ -189,7 +197,7 @@ impl<S: Storage> Aae<S> {
         let mut push: Vec<(Bytes, Object)> = diff
             .only_local
             .iter()
-            .filter_map(|k| local.get(k).map(|(_, o)| (k.clone(), o.clone())))
+            .filter_map(|k| local.get(k).map(|o| (k.clone(), o.clone())))
             .collect();
         for keys in diff.remote_keys().chunks(batch) {
             let objects = peers.read(peer, keys.to_vec()).await?;

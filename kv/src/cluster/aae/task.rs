@@ -17,7 +17,7 @@ use super::remote::AaePeers;
 use super::session::ExchangeReport;
 use super::status::{AaeStatus, ExchangeOutcome, PartitionStatus};
 use crate::cluster::peers::ReplicaPeers;
-use crate::cluster::topology::ClusterMap;
+use crate::cluster::topology::{ClusterMap, LiveSet};
 use crate::error::KvError;
 use crate::storage::Storage;
 
@@ -67,7 +67,12 @@ pub struct AaeLoop<S> {
     last_rebuild: Duration,
     /// The loop's time origin (tokio clock, so simulated time drives it).
     origin: Instant,
+    /// The pairs of the last map and live set seen (recomputed only when either changes).
+    pairs: Option<PairsCache>,
 }
+
+/// A map, a live set, and the exchange pairs they give.
+type PairsCache = (Arc<ClusterMap>, LiveSet, Vec<(u32, NodeId)>);
 
 impl<S: Storage> AaeLoop<S> {
     /// A loop for `aae`, calling peers through `remote` and `peers`.
@@ -86,6 +91,7 @@ impl<S: Storage> AaeLoop<S> {
             reap_scans: BTreeMap::new(),
             last_rebuild: Duration::ZERO,
             origin: Instant::now(),
+            pairs: None,
         }
     }
 
@@ -118,7 +124,18 @@ impl<S: Storage> AaeLoop<S> {
         }
         let live = self.aae.live();
         let map = self.aae.map();
-        let pairs = exchange_pairs(&map, &live, self.aae.local(), &mine, cfg.n);
+        let fresh = self
+            .pairs
+            .as_ref()
+            .is_some_and(|(m, l, _)| Arc::ptr_eq(m, &map) && Arc::ptr_eq(l, &live));
+        if !fresh {
+            let pairs = exchange_pairs(&map, &live, self.aae.local(), &mine, cfg.n);
+            self.pairs = Some((Arc::clone(&map), Arc::clone(&live), pairs));
+        }
+        let pairs = self
+            .pairs
+            .as_ref()
+            .map_or(&[][..], |(_, _, p)| p.as_slice());
         let tick = tick_for(pairs.len(), cfg.pair_interval, cfg.min_tick);
         if pairs.is_empty() {
             return (None, tick);
@@ -231,6 +248,40 @@ impl<S: Storage> Aae<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::cluster::aae::replicated_partitions;
+    use crate::cluster::topology::Member;
+    use ringkit_hashring::RingConfig;
+
+    #[test]
+    fn pairs_are_my_partitions_times_my_live_fellow_replicas() {
+        let members: Vec<Member> = (0..4)
+            .map(|i| Member::new(format!("n{i}"), format!("h:{i}")))
+            .collect();
+        let map = ClusterMap::bootstrap(RingConfig::for_cluster_size(4), members)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let me = NodeId::from("n0");
+        let mine = replicated_partitions(&map, &me, 3);
+        let count = map.ring().partition_count();
+        assert!(!mine.is_empty() && mine.len() < count as usize);
+        let everyone: BTreeSet<NodeId> = map.members().map(|m| m.id.clone()).collect();
+        let pairs = exchange_pairs(&map, &everyone, &me, &mine, 3);
+        assert_eq!(
+            pairs.len(),
+            mine.len() * 2,
+            "two fellow replicas a partition"
+        );
+        assert!(
+            pairs
+                .iter()
+                .all(|(p, peer)| mine.contains(p) && *peer != me)
+        );
+        let mut without_n1 = everyone.clone();
+        without_n1.remove(&NodeId::from("n1"));
+        let fewer = exchange_pairs(&map, &without_n1, &me, &mine, 3);
+        assert!(fewer.iter().all(|(_, peer)| peer.as_ref() != "n1"));
+        assert!(fewer.len() < pairs.len());
+    }
 
     #[test]
     fn ticks_spread_the_pair_interval() {
