@@ -1,17 +1,21 @@
-//! [`ClusterNode::start`]: the one call that assembles a complete cluster node (store, node,
-//! coordinator, gossip feeding the live set, hinted handoff), used by `kv-server` and by the
-//! turmoil simulation alike, so the simulation tests what ships.
+//! [`ClusterNode::start`]: the one call that assembles a complete cluster node (store with
+//! anti-entropy tracking, node, coordinator, gossip feeding the live set, hinted handoff,
+//! anti-entropy, the map authority with its admin service, partition transfers), used by
+//! `kv-server` and by the turmoil simulation alike, so the simulation tests what ships.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ringkit_hashring::NodeId;
 
+use super::aae::{self, Aae, AaeConfig, AaeTrees, GrpcAaePeers, TrackedStorage};
+use super::admin::{KvAdminService, Topology, TopologyConfig};
 use super::channels::Connector;
 use super::config::ClusterConfig;
 use super::gossip::{self, DatagramSocket, GossipConfig};
 use super::hints::{HandoffConfig, spawn_handoff};
 use super::node::ClusterNode;
+use super::transfer::{self, TransferConfig};
 use crate::clock::Clock;
 use crate::error::KvError;
 use crate::node::{KvNode, NodeConfig};
@@ -29,6 +33,13 @@ pub struct ClusterNodeConfig {
     pub gossip: Option<GossipConfig>,
     /// Hinted handoff timings.
     pub handoff: HandoffConfig,
+    /// Anti-entropy: exchange interval, IO budget, tree shape, tombstone reaping. Its `n` is
+    /// set to the node's default N at start.
+    pub aae: AaeConfig,
+    /// Map authority: ring announcements and admin RPC timeouts.
+    pub topology: TopologyConfig,
+    /// Partition transfers after join, leave and remove.
+    pub transfer: TransferConfig,
 }
 
 impl ClusterNodeConfig {
@@ -42,6 +53,9 @@ impl ClusterNodeConfig {
             cluster,
             gossip: None,
             handoff: HandoffConfig::default(),
+            aae: AaeConfig::default(),
+            topology: TopologyConfig::default(),
+            transfer: TransferConfig::default(),
         }
     }
 
@@ -78,14 +92,17 @@ impl ClusterNodeConfig {
     }
 }
 
-impl<S: Storage> ClusterNode<S> {
-    /// Builds and starts a complete cluster node over `storage`: the node, the coordinator,
-    /// gossip on `gossip_socket` (its live set drives every request; without a socket every
-    /// member counts as live), and hinted handoff. Serve it with [`serve`](Self::serve), which
-    /// also stops all of it. Must be called inside a tokio runtime.
+impl<S: Storage> ClusterNode<TrackedStorage<S>> {
+    /// Builds and starts a complete cluster node over `storage` (wrapped so that every write
+    /// keeps the anti-entropy trees current): the node, the coordinator, gossip on
+    /// `gossip_socket` (its live set drives every request; without a socket every member counts
+    /// as live), hinted handoff, anti-entropy, the map authority (ring changes, admin service)
+    /// and partition transfers. Serve it with [`serve`](Self::serve), which also stops all of
+    /// it. Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// [`KvError::Config`] for invalid settings; gossip socket errors.
+    /// [`KvError::Config`] for invalid settings; gossip socket errors; storage errors while
+    /// building the anti-entropy trees.
     pub fn start<D: DatagramSocket>(
         config: ClusterNodeConfig,
         storage: S,
@@ -98,10 +115,21 @@ impl<S: Storage> ClusterNode<S> {
             (Some(_), Some(g)) => Some(g),
             (Some(_), None) => Some(config.default_gossip()?),
         };
-        let node = KvNode::new(storage, config.node, clock)?;
+        let mut aae_config = config.aae.clone();
+        aae_config.n = config.node.quorum.n as usize;
+        let trees = Arc::new(AaeTrees::new(aae_config.shape)?);
+        let node = KvNode::new(TrackedStorage::new(storage, trees), config.node, clock)?;
+        let id = config.cluster.node_id.clone();
         let mut cluster = ClusterNode::new(node.clone(), config.cluster, connector)?;
+        let local = cluster
+            .coordinator()
+            .map()
+            .member(&id)
+            .cloned()
+            .ok_or_else(|| KvError::Config(format!("node {id} is not in its own map")))?;
+
         let handoff = spawn_handoff(
-            node,
+            node.clone(),
             cluster.peers(),
             cluster.map_sender().subscribe(),
             cluster.live_sender().subscribe(),
@@ -112,30 +140,82 @@ impl<S: Storage> ClusterNode<S> {
             stop.await;
             handoff.shutdown().await;
         }));
-        if let (Some(socket), Some(g)) = (gossip_socket, gossip_config) {
-            let handle = gossip::spawn(g, socket)?;
-            let mut gossip_live = handle.live();
-            let live = cluster.live_sender().clone();
-            live.send_replace(Arc::clone(&gossip_live.borrow_and_update()));
-            let stop = cluster.shutdown_signal();
-            cluster.add_task(tokio::spawn(async move {
-                tokio::pin!(stop);
-                loop {
-                    tokio::select! {
-                        () = &mut stop => break,
-                        changed = gossip_live.changed() => {
-                            if changed.is_err() {
-                                break;
-                            }
-                            live.send_replace(Arc::clone(&gossip_live.borrow_and_update()));
-                        }
-                    }
-                }
-                // A clean stop says goodbye, so peers stop sending at once instead of after
-                // failure detection; the ring is untouched (leaving the ring is `leave`).
-                handle.leave().await;
-            }));
+
+        let gossip = match (gossip_socket, gossip_config) {
+            (Some(socket), Some(g)) => Some(Arc::new(gossip::spawn(g, socket)?)),
+            _ => None,
+        };
+        if let Some(handle) = &gossip {
+            forward_live(&mut cluster, Arc::clone(handle));
         }
+
+        let topology = Topology::new(
+            local,
+            cluster.map_sender().clone(),
+            cluster.live_sender().subscribe(),
+            cluster.channels().clone(),
+            gossip,
+            config.topology,
+        );
+        cluster.add_task(topology.spawn_sync(cluster.shutdown_signal()));
+        cluster.add_task(transfer::spawn(
+            topology.clone(),
+            Arc::new(node.clone()),
+            cluster.peers(),
+            config.transfer,
+            cluster.shutdown_signal(),
+        ));
+        let hints_of = node.clone();
+        let admin = KvAdminService::new(topology.clone()).with_handoffs(Arc::new(move || {
+            let n = hints_of.clone();
+            Box::pin(async move { super::hints::pending_hints(&n).await })
+        }));
+        cluster.routes_mut().add_service(admin.into_server());
+
+        let rpc_timeout = aae_config.rpc_timeout;
+        let anti_entropy = Aae::new(
+            id,
+            node,
+            aae_config,
+            cluster.map_sender().subscribe(),
+            cluster.live_sender().subscribe(),
+        )?;
+        cluster
+            .routes_mut()
+            .add_service(aae::service(anti_entropy.clone()));
+        let aae_peers = Arc::new(GrpcAaePeers::new(cluster.channels().clone(), rpc_timeout));
+        cluster.add_task(aae::spawn(
+            anti_entropy,
+            aae_peers,
+            cluster.peers(),
+            cluster.shutdown_signal(),
+        ));
+        cluster.set_topology(topology);
         Ok(cluster)
     }
+}
+
+/// Copies gossip's live set into the node's until the node stops, then says goodbye.
+fn forward_live<S: Storage>(cluster: &mut ClusterNode<S>, handle: Arc<gossip::GossipHandle>) {
+    let mut gossip_live = handle.live();
+    let live = cluster.live_sender().clone();
+    live.send_replace(Arc::clone(&gossip_live.borrow_and_update()));
+    let stop = cluster.shutdown_signal();
+    cluster.add_task(tokio::spawn(async move {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                changed = gossip_live.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    live.send_replace(Arc::clone(&gossip_live.borrow_and_update()));
+                }
+            }
+        }
+        // A clean stop says goodbye, so peers stop sending at once instead of after failure
+        // detection; the ring is untouched (leaving the ring is `leave`).
+        handle.leave().await;
+    }));
 }

@@ -18,6 +18,7 @@ use tokio_stream::Stream;
 use tonic::service::RoutesBuilder;
 use tonic::transport::server::{Connected, TcpIncoming};
 
+use super::admin::Topology;
 use super::batching::BatchingPeers;
 use super::channels::{Channels, Connector};
 use super::config::ClusterConfig;
@@ -61,6 +62,8 @@ pub struct ClusterNode<S> {
     tasks: Vec<JoinHandle<()>>,
     /// Flipped to true when the node stops; tasks watch it.
     stop: watch::Sender<bool>,
+    /// The map authority, when [`ClusterNode::start`] runs one (join, leave, remove).
+    topology: Option<Topology>,
 }
 
 impl<S> std::fmt::Debug for ClusterNode<S> {
@@ -128,6 +131,7 @@ impl<S: Storage> ClusterNode<S> {
             routes: RoutesBuilder::default(),
             tasks: Vec::new(),
             stop: watch::channel(false).0,
+            topology: None,
         })
     }
 
@@ -165,6 +169,16 @@ impl<S: Storage> ClusterNode<S> {
     /// Publishes live sets (gossip's view of who is up).
     pub fn live_sender(&self) -> &watch::Sender<LiveSet> {
         &self.live
+    }
+
+    /// The map authority (join through a seed, leave), when the node runs one.
+    pub fn topology(&self) -> Option<&Topology> {
+        self.topology.as_ref()
+    }
+
+    /// Records the map authority that [`ClusterNode::start`] built.
+    pub(super) fn set_topology(&mut self, topology: Topology) {
+        self.topology = Some(topology);
     }
 
     /// Extra gRPC services to serve on the same connections (anti-entropy, admin).
