@@ -214,3 +214,40 @@ pub fn handoffs(local: &NodeId, backlog: Vec<HintBacklog>) -> pb::HandoffsRespon
             .collect(),
     }
 }
+
+/// Anti-entropy status as the admin API reports it (`enabled` set).
+pub fn aae(status: &crate::cluster::aae::AaeStatus) -> pb::AaeStatusResponse {
+    use crate::cluster::aae::ExchangeOutcome;
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    pb::AaeStatusResponse {
+        node_id: String::new(),
+        enabled: true,
+        trees: count(status.trees),
+        dirty_leaves: count(status.dirty_leaves),
+        exchanges: status.exchanges,
+        failed_exchanges: status.failed_exchanges,
+        keys_repaired: status.keys_repaired,
+        tombstones_reaped: status.tombstones_reaped,
+        rows_per_sec: status.rows_per_sec,
+        partitions: status
+            .partitions
+            .iter()
+            .map(|p| {
+                let (outcome, keys, error) = match &p.outcome {
+                    ExchangeOutcome::Equal => ("equal", 0, String::new()),
+                    ExchangeOutcome::Repaired { keys } => ("repaired", *keys, String::new()),
+                    ExchangeOutcome::Failed(e) => ("failed", 0, e.clone()),
+                };
+                pb::AaePartition {
+                    partition: p.partition,
+                    at_ms: p.at.0,
+                    peer: p.peer.to_string(),
+                    outcome: outcome.into(),
+                    keys_repaired: keys,
+                    error,
+                }
+            })
+            .collect(),
+        reap_blocked: status.reap_blocked.clone().unwrap_or_default(),
+    }
+}

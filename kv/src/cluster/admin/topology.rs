@@ -2,6 +2,7 @@
 //! decider, forwards them otherwise, installs newer maps and spreads their epoch by gossip.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ringkit_hashring::membership::RingAnnouncement;
@@ -52,6 +53,11 @@ struct Inner {
     config: TopologyConfig,
     /// Serialises decisions: one change at a time on top of the current map.
     deciding: Mutex<()>,
+    /// When this authority started: a restarted claimant must hear the cluster's epoch before
+    /// it decides on a map that may be stale (its bootstrap map).
+    started: tokio::time::Instant,
+    /// Set once a peer's announcement or map has been seen (or there is no gossip to wait for).
+    synced: AtomicBool,
 }
 
 impl std::fmt::Debug for Topology {
@@ -74,6 +80,7 @@ impl Topology {
         gossip: Option<Arc<GossipHandle>>,
         config: TopologyConfig,
     ) -> Self {
+        let no_gossip = gossip.is_none();
         let inner = Inner {
             local,
             map,
@@ -82,6 +89,8 @@ impl Topology {
             gossip,
             config,
             deciding: Mutex::new(()),
+            started: tokio::time::Instant::now(),
+            synced: AtomicBool::new(no_gossip),
         };
         Self {
             inner: Arc::new(inner),
@@ -168,6 +177,14 @@ impl Topology {
     }
 
     async fn decide(&self, change: RingChange) -> Result<(Arc<ClusterMap>, bool), KvError> {
+        let grace = self.inner.config.announce_every * 2;
+        if !self.inner.synced.load(Ordering::Acquire) && self.inner.started.elapsed() < grace {
+            return Err(KvError::Unavailable(format!(
+                "{} has just started and has not yet heard the cluster's ring epoch (it would \
+                 decide on a stale map): retry in {grace:?}",
+                self.inner.local.id
+            )));
+        }
         let _one_at_a_time = self.inner.deciding.lock().await;
         let map = self.map();
         match apply(&map, &change, &self.live())? {
@@ -216,7 +233,9 @@ impl Topology {
             status: s.code(),
             message: s.message().to_owned(),
         })?;
-        Ok(self.install(Arc::new(map_from_message(reply.get_ref())?)))
+        let installed = self.install(Arc::new(map_from_message(reply.get_ref())?));
+        self.inner.synced.store(true, Ordering::Release);
+        Ok(installed)
     }
 
     /// Spreads the current epoch by gossip (no-op without gossip).
@@ -255,6 +274,7 @@ impl Topology {
                             break;
                         }
                         let news = heard.borrow_and_update().clone();
+                        this.inner.synced.store(true, Ordering::Release);
                         if let Some(a) = news.filter(|a| a.epoch > this.map().epoch())
                             && let Err(e) = this.pull(&a.grpc_addr).await
                         {

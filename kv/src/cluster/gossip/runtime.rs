@@ -103,6 +103,26 @@ impl GossipHandle {
         self.announcements.clone()
     }
 
+    /// Copies every live-set change into `target` (the node's own live-set channel, which the
+    /// coordinator reads) until `shutdown` completes or gossip stops.
+    pub fn feed_live(
+        &self,
+        target: watch::Sender<LiveSet>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> JoinHandle<()> {
+        let mut live = self.live();
+        tokio::spawn(async move {
+            tokio::pin!(shutdown);
+            loop {
+                target.send_replace(live.borrow_and_update().clone());
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    changed = live.changed() => if changed.is_err() { break },
+                }
+            }
+        })
+    }
+
     /// Spreads a ring version by gossip; announcing the current one again re-spreads it.
     pub async fn announce_ring(&self, announcement: RingAnnouncement) {
         // A closed channel means gossip has stopped: nothing left to spread it.
