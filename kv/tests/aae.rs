@@ -395,3 +395,64 @@ async fn a_hint_with_the_old_value_blocks_reaping_until_it_is_delivered() {
     .await
     .unwrap_or_else(|_| panic!("test exceeded {BOUND:?}"));
 }
+
+#[tokio::test]
+async fn malformed_peer_requests_are_invalid_argument() {
+    tokio::time::timeout(BOUND, async {
+        let c = Cluster::new(2, 2, 4);
+        let a = c.node(0);
+        let q = TreeQuery {
+            partition_count: 4,
+            partition: 0,
+            shape: TreeShape {
+                fan_out: 16,
+                depth: 3,
+            },
+            level: 0,
+            nodes: vec![0],
+        };
+        fn code<T>(r: Result<T, KvError>) -> Option<tonic::Code> {
+            r.err().map(|e| e.code())
+        }
+        let invalid = Some(tonic::Code::InvalidArgument);
+        assert_eq!(code(a.tree_nodes(q.clone()).await), invalid, "other shape");
+        let good = TreeQuery {
+            shape: config(2).shape,
+            ..q.clone()
+        };
+        assert!(a.tree_nodes(good.clone()).await.is_ok());
+        let wrong_ring = TreeQuery {
+            partition_count: 8,
+            ..good.clone()
+        };
+        assert_eq!(code(a.tree_nodes(wrong_ring).await), invalid, "other ring");
+        let out_of_range = TreeQuery {
+            level: 2,
+            nodes: vec![16],
+            ..good
+        };
+        assert_eq!(
+            code(a.tree_nodes(out_of_range).await),
+            invalid,
+            "no such node"
+        );
+        let rows = |range: std::ops::RangeInclusive<u64>, limit| RowsQuery {
+            range,
+            after: None,
+            limit,
+            include_objects: true,
+        };
+        assert_eq!(code(a.rows(rows(0..=10, 0)).await), invalid, "page size 0");
+        assert_eq!(
+            code(a.rows(rows(0..=10, 5000)).await),
+            invalid,
+            "page too big"
+        );
+        #[allow(clippy::reversed_empty_ranges)]
+        let inverted = rows(10..=0, 5);
+        assert_eq!(code(a.rows(inverted).await), invalid, "inverted range");
+        assert!(a.rows(rows(0..=u64::MAX, 5)).await.is_ok());
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test exceeded {BOUND:?}"));
+}

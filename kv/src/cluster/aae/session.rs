@@ -53,9 +53,8 @@ impl<S: Storage> Aae<S> {
                 "this node does not replicate partition {partition}"
             )));
         }
-        self.budget().ready().await;
         self.trees()
-            .refresh(self.node().storage(), partition, self.budget())
+            .refresh_paced(self.node().storage(), partition, self.budget())
             .await?;
         let leaves = self.descend(remote, peer, count, partition).await?;
         let mut report = ExchangeReport {

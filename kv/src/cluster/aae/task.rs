@@ -234,14 +234,17 @@ pub fn spawn<S: Storage>(
 }
 
 impl<S: Storage> Aae<S> {
-    /// A snapshot for the admin API.
+    /// A snapshot for the admin API (partitions this node no longer replicates are left out).
     pub fn status(&self) -> AaeStatus {
         let trees = self.trees();
-        self.board().snapshot(
-            trees.partitions().1.len(),
-            trees.dirty_leaves(),
-            self.config().rows_per_sec,
-        )
+        let (_, mine) = trees.partitions();
+        let mut status =
+            self.board()
+                .snapshot(mine.len(), trees.dirty_leaves(), self.config().rows_per_sec);
+        status
+            .partitions
+            .retain(|p| mine.binary_search(&p.partition).is_ok());
+        status
     }
 }
 

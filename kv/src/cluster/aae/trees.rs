@@ -36,7 +36,7 @@ pub struct AaeTrees {
     shape: TreeShape,
     /// The trees.
     state: Mutex<State>,
-    /// Serialises refreshes, so an older snapshot never overwrites a newer one.
+    /// Serialises refresh batches, so an older snapshot never overwrites a newer one.
     refresh: tokio::sync::Mutex<()>,
 }
 
@@ -152,9 +152,40 @@ impl AaeTrees {
         p: u32,
         budget: &IoBudget,
     ) -> Result<u64, KvError> {
-        let _serial = self.refresh.lock().await;
+        self.refresh_inner(storage, p, budget, false).await
+    }
+
+    /// [`refresh`](Self::refresh) that waits out the budget's debt before each batch of
+    /// leaves: what the exchange loop uses, so a tree's first build (every leaf dirty) is
+    /// spread over time instead of read in one burst.
+    ///
+    /// # Errors
+    /// As [`refresh`](Self::refresh).
+    pub async fn refresh_paced<S: Storage>(
+        &self,
+        storage: &S,
+        p: u32,
+        budget: &IoBudget,
+    ) -> Result<u64, KvError> {
+        self.refresh_inner(storage, p, budget, true).await
+    }
+
+    /// Both refreshes.
+    async fn refresh_inner<S: Storage>(
+        &self,
+        storage: &S,
+        p: u32,
+        budget: &IoBudget,
+        pace: bool,
+    ) -> Result<u64, KvError> {
         let mut read = 0;
         loop {
+            if pace {
+                budget.ready().await;
+            }
+            // Held from taking a batch to applying it (not while waiting on the budget), so
+            // two refreshes never interleave and an older snapshot never lands last.
+            let _serial = self.refresh.lock().await;
             let batch: Vec<(u64, HashRange)> = {
                 let mut s = self.lock();
                 let Some(t) = s.trees.get_mut(&p) else {
