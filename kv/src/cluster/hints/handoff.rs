@@ -110,8 +110,8 @@ impl Drop for HandoffHandle {
 }
 
 /// Starts hinted handoff for `node`: its hints are delivered through `peers` to their targets
-/// whenever `live` shows them alive; the hints of a node that `map` no longer lists (it was
-/// removed) go to each key's current replicas.
+/// whenever `live` shows them alive; the hints of a node that is no longer on `map`'s ring
+/// (removed, or departing) go to each key's current replicas.
 ///
 /// Must be called inside a tokio runtime.
 ///
@@ -189,8 +189,10 @@ impl<S: Storage> Shell<S> {
             }
             let now = start.elapsed();
             let map = Arc::clone(&self.map.borrow_and_update());
-            let members = map.members().map(|m| m.id.clone()).collect();
-            self.planner.observe_members(&members, now);
+            // Owners are the ring's nodes: a departing member (off the ring, still streaming
+            // its partitions away) counts as removed, so its hints follow the data.
+            let owners = map.ring().nodes().iter().map(|n| n.id.clone()).collect();
+            self.planner.observe_members(&owners, now);
             let live = Arc::clone(&self.live.borrow_and_update());
             self.planner.observe_live(&live, now);
             for handoff in self.planner.due(now) {

@@ -121,8 +121,9 @@ impl HandoffPlanner {
         self.live.clone_from(live);
     }
 
-    /// Takes in the ring's members. A target that just left the ring (removed) is due at once:
-    /// its hints are now redirected to the keys' current replicas, whether it is alive or not.
+    /// Takes in the ring's nodes (the owners). A target that just left the ring (removed, or
+    /// departing) is due at once: its hints are now redirected to the keys' current replicas,
+    /// whether it is alive or not.
     pub fn observe_members(&mut self, members: &BTreeSet<NodeId>, now: Duration) {
         for (id, t) in &mut self.targets {
             let was_member = self.members.as_ref().is_none_or(|m| m.contains(id));
