@@ -124,6 +124,32 @@ impl Membership {
         self.announce_to_seeds()
     }
 
+    /// Sends a join request to each of `addrs` once (our own address skipped), without changing
+    /// the seeds: how a node introduces itself to members it learns of elsewhere (a new ring
+    /// member's gossip address, say). Already known members just answer with their view.
+    ///
+    /// # Errors
+    /// [`HashRingError::Membership`] if a request cannot be encoded.
+    pub fn contact(
+        &mut self,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        now: Duration,
+    ) -> Result<(), HashRingError> {
+        self.advance(now);
+        let own = self.identity().gossip_addr;
+        let mut result = Ok(());
+        for addr in addrs.into_iter().filter(|a| *a != own) {
+            if let Err(e) = self
+                .foca
+                .announce(MemberIdentity::seed(addr), &mut self.runtime)
+            {
+                result = Err(swim_error(e));
+            }
+        }
+        self.drain();
+        result
+    }
+
     /// Feeds one received datagram.
     ///
     /// # Errors

@@ -274,3 +274,15 @@ fn an_isolated_member_keeps_asking_its_seeds() {
         c.live(0).len() == 2 && c.live(1).len() == 2
     });
 }
+
+#[test]
+fn a_member_can_introduce_itself_to_an_outsider() {
+    let mut c = Cluster::converged(3);
+    // n3 runs alone (no seeds); the cluster learns its address elsewhere and contacts it.
+    c.nodes.push(Some(member(3, 1)));
+    let now = c.now;
+    c.node(0).contact([addr(3)], now).unwrap();
+    c.run_until(Duration::from_secs(3), |c| {
+        (0..4).all(|i| c.live(i).len() == 4)
+    });
+}

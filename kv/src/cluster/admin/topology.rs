@@ -201,15 +201,27 @@ impl Topology {
     /// it was installed.
     pub fn install(&self, map: Arc<ClusterMap>) -> bool {
         let epoch = map.epoch();
+        let mut strangers: Vec<std::net::SocketAddr> = Vec::new();
         let installed = self.inner.map.send_if_modified(|cur| {
             let newer = epoch > cur.epoch();
             if newer {
+                // Members new to the map may not know our gossip yet (a node that joined by
+                // itself, with no seeds): introduce ourselves.
+                strangers = map
+                    .members()
+                    .filter(|m| cur.member(&m.id).is_none() && m.id != self.inner.local.id)
+                    .filter_map(|m| m.gossip_addr.as_deref()?.parse().ok())
+                    .collect();
                 *cur = map;
             }
             newer
         });
         if installed {
             self.announce(epoch);
+            if let (Some(gossip), false) = (&self.inner.gossip, strangers.is_empty()) {
+                let gossip = Arc::clone(gossip);
+                tokio::spawn(async move { gossip.contact(strangers).await });
+            }
         }
         installed
     }

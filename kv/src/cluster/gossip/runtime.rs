@@ -2,6 +2,7 @@
 //! deadline and commands; it publishes the [`LiveSet`] on a `watch` channel.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ const RECV_BUFFER: usize = 65_536;
 
 enum Command {
     Announce(RingAnnouncement),
+    Contact(Vec<SocketAddr>),
     Leave(oneshot::Sender<()>),
 }
 
@@ -129,6 +131,13 @@ impl GossipHandle {
         let _ = self.commands.send(Command::Announce(announcement)).await;
     }
 
+    /// Introduces this node to the members at `addrs` (gossip addresses learned elsewhere, such
+    /// as a new ring member's): each gets a join request once.
+    pub async fn contact(&self, addrs: Vec<SocketAddr>) {
+        // A closed channel means gossip has stopped: nobody to introduce.
+        let _ = self.commands.send(Command::Contact(addrs)).await;
+    }
+
     /// Tells a few members this node is leaving (so they need not detect it), then stops.
     pub async fn leave(&self) {
         let (tx, rx) = oneshot::channel();
@@ -208,6 +217,12 @@ impl<S: DatagramSocket> Driver<S> {
                     Some(Command::Announce(a)) => {
                         if let Err(e) = self.swim.announce_ring(&a) {
                             tracing::warn!(error = %e, "gossip: cannot announce ring epoch {}", a.epoch);
+                        }
+                    }
+                    Some(Command::Contact(addrs)) => {
+                        let now = self.now();
+                        if let Err(e) = self.swim.contact(addrs, now) {
+                            tracing::warn!(error = %e, "gossip: cannot contact new members");
                         }
                     }
                     Some(Command::Leave(done)) => {
