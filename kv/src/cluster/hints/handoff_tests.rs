@@ -1,6 +1,8 @@
 //! The handoff task end to end, in process: nodes over `MemStorage`, a fake [`ReplicaPeers`]
 //! that merges straight into the target node (or fails while the target is "down"), and a live
-//! set the test flips. Every wait is bounded; nothing asserts on timing.
+//! set the test flips. Time is tokio's paused clock: it jumps to the next timer whenever every
+//! task waits, so the default (second-scale) timings run in microseconds and the same way every
+//! time. Every wait is bounded.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -158,21 +160,15 @@ fn live(ids: &[&str]) -> LiveSet {
 }
 
 fn config() -> HandoffConfig {
-    HandoffConfig {
-        interval: Duration::from_millis(10),
-        backoff_min: Duration::from_millis(5),
-        backoff_max: Duration::from_millis(40),
-        batch_timeout: Duration::from_secs(5),
-        ..HandoffConfig::default()
-    }
+    HandoffConfig::default()
 }
 
-/// Waits (at most 20 s) until `cond` holds.
+/// Waits (at most 120 s of the paused clock) until `cond` holds.
 async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !cond().await {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -199,7 +195,7 @@ async fn values(n: &KvNode<MemStorage>, key: &str) -> Vec<String> {
     v
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_node_that_comes_back_receives_every_hint() {
     let (a, b, c) = (node("a", 1), node("b", 2), node("c", 3));
     let nb = NodeId::from("b");
@@ -246,7 +242,7 @@ async fn a_node_that_comes_back_receives_every_hint() {
             .any(|p| p.target == "b" && p.hints == 600)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(peers.calls_to("b"), 0, "no delivery to a dead node");
     assert_eq!(pending(&a).await, vec![("b".to_owned(), 600)]);
 
@@ -281,7 +277,7 @@ async fn a_node_that_comes_back_receives_every_hint() {
     handle.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hint_updated_during_delivery_is_not_lost() {
     let (a, b) = (node("a", 1), node("b", 2));
     let nb = NodeId::from("b");
@@ -317,7 +313,7 @@ async fn a_hint_updated_during_delivery_is_not_lost() {
     handle.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failures_back_off_and_delivery_resumes() {
     let (a, b) = (node("a", 1), node("b", 2));
     let nb = NodeId::from("b");
@@ -339,7 +335,10 @@ async fn failures_back_off_and_delivery_resumes() {
         config(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    eventually("three batches failed", async || handle.stats().failed >= 3).await;
+    // Attempts at 0, 0.5, 1.5, 3.5 and 7.5 s (waits of 0.5 s doubling); the next is at 15.5 s.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(peers.calls_to("b"), 5);
+    assert_eq!(handle.stats().failed, 5);
     assert_eq!(
         pending(&a).await,
         vec![("b".to_owned(), 1)],
@@ -351,7 +350,7 @@ async fn failures_back_off_and_delivery_resumes() {
     handle.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_task_stops_on_shutdown_and_on_drop() {
     let (a, b) = (node("a", 1), node("b", 2));
     let peers = Arc::new(FakePeers {
@@ -376,7 +375,7 @@ async fn the_task_stops_on_shutdown_and_on_drop() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     live_tx.send_replace(live(&["a", "b"]));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(peers.calls_to("b"), 0, "a stopped task delivers nothing");
 
     let dropped = spawn_handoff(
@@ -395,7 +394,7 @@ async fn the_task_stops_on_shutdown_and_on_drop() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_invalid_config_is_refused() {
     let (_tx, rx) = watch::channel(live(&["a"]));
     let bad = HandoffConfig {
@@ -407,7 +406,7 @@ async fn an_invalid_config_is_refused() {
     assert!(matches!(r, Err(KvError::Config(m)) if m.contains("batch")));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_hints_of_a_removed_node_go_to_the_current_replicas() {
     let (a, b, c, d) = (node("a", 1), node("b", 2), node("c", 3), node("d", 4));
     let x = NodeId::from("x");
@@ -429,7 +428,7 @@ async fn the_hints_of_a_removed_node_go_to_the_current_replicas() {
     let (_live_tx, live_rx) = watch::channel(live(&["a", "b", "c", "d"]));
     let handle = spawn_handoff(a.clone(), peers.clone(), map_rx, live_rx, config())
         .unwrap_or_else(|e| panic!("{e}"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
         pending(&a).await,
         vec![("x".to_owned(), 30)],
