@@ -6,7 +6,7 @@
 //!   counts toward W; in strict mode it is simply missing. The write is coordinated by a live
 //!   primary (it issues the dot); any other node forwards to the first live primary.
 //! - A read asks the live nodes of the key's read set. Fallbacks are never read: a hint lives
-//!   apart from the node's data (see docs/adr/0410-kv-cluster-reads-ask-primaries.md).
+//!   apart from the node's data (see docs/adr/0410-kv-cluster-coordination.md).
 
 use ringkit_hashring::NodeId;
 
