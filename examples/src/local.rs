@@ -1,4 +1,5 @@
-//! A local ringkit deployment in one process: every service on loopback, data in SQLite files.
+//! A local ringkit deployment in one process: every service on loopback, data in SQLite files,
+//! and the KV as a three-node cluster (N=3, R=W=2) gossiping over UDP.
 //!
 //! This is what `cargo run --release -p ringkit-examples --bin ringkit-local` starts, and what the
 //! examples' own test starts on port 0 to prove the README's run command works.
@@ -9,6 +10,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ringkit_clients::pb::{idgen::v1 as idgen, kv::v1 as kv, ratelimit::v1 as rl};
+use ringkit_kv::clock::SystemClock;
+use ringkit_kv::cluster::{
+    assemble::ClusterNodeConfig, channels::TcpConnector, config::ClusterConfig, node::ClusterNode,
+    topology::Member,
+};
+use ringkit_kv::storage::{SqliteConfig, SqliteStorage};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,8 +30,9 @@ pub struct LocalConfig {
     pub idgen: SocketAddr,
     /// ratelimit's gRPC address (ringkit.ratelimit.v1 and Envoy RLS v3).
     pub ratelimit: SocketAddr,
-    /// kv's gRPC address.
-    pub kv: SocketAddr,
+    /// The kv cluster's nodes' gRPC addresses, one node each (`kv-1`, `kv-2`, ...). Each node
+    /// gossips over UDP on the same port number (port 0: any free port).
+    pub kv: Vec<SocketAddr>,
 }
 
 impl Default for LocalConfig {
@@ -35,7 +43,9 @@ impl Default for LocalConfig {
             data_dir: PathBuf::from("./data"),
             idgen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             ratelimit: SocketAddr::from(([127, 0, 0, 1], 50061)),
-            kv: SocketAddr::from(([127, 0, 0, 1], 50071)),
+            kv: [50071, 50072, 50073]
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+                .to_vec(),
         }
     }
 }
@@ -114,28 +124,50 @@ impl LocalDeployment {
             }),
         ));
 
-        // kv: one node, SQLite in data/kv with FULL durability.
-        let kv_config =
-            ringkit_kv::storage::SqliteConfig::new(config.data_dir.join("kv"), "node-1");
-        let kv_store = tokio::task::spawn_blocking(move || {
-            ringkit_kv::storage::SqliteStorage::open(kv_config)
-        })
-        .await?
-        .context("opening the kv store")?;
-        let node = ringkit_kv::node::KvNode::new(
-            kv_store,
-            ringkit_kv::node::NodeConfig::new("node-1"),
-            Arc::new(ringkit_kv::clock::SystemClock),
-        )?;
-        let listener = bind(config.kv, "kv").await?;
-        addrs.kv = listener.local_addr()?;
-        let shutdown = until_stopped();
-        servers.push((
-            "kv",
-            tokio::spawn(async move {
-                Ok(ringkit_kv::grpc::serve_listener(node, listener, shutdown).await?)
-            }),
-        ));
+        // kv: a three-node cluster, node i in data/kv/kv-i (SQLite, FULL durability). Every
+        // socket is bound first so that port 0 works: the member list names the bound addresses.
+        let mut sockets = Vec::new();
+        for (i, addr) in config.kv.iter().enumerate() {
+            let name = format!("kv-{}", i + 1);
+            let listener = bind(*addr, &name).await?;
+            let udp = tokio::net::UdpSocket::bind(*addr)
+                .await
+                .with_context(|| format!("binding {name}'s gossip on udp {addr}"))?;
+            sockets.push((name, listener, udp));
+        }
+        let mut members = Vec::new();
+        for (name, listener, udp) in &sockets {
+            let mut member = Member::new(name.as_str(), listener.local_addr()?.to_string());
+            member.gossip_addr = Some(udp.local_addr()?.to_string());
+            members.push(member);
+        }
+        addrs.kv = members
+            .iter()
+            .map(|m| m.grpc_addr.parse())
+            .collect::<Result<_, _>>()?;
+        for (name, listener, udp) in sockets {
+            let dir = config.data_dir.join("kv").join(&name);
+            let store_name = name.clone();
+            let store = tokio::task::spawn_blocking(move || {
+                SqliteStorage::open(SqliteConfig::new(dir, store_name))
+            })
+            .await?
+            .with_context(|| format!("opening {name}'s store"))?;
+            let cluster = ClusterConfig::new(name.as_str(), members.clone());
+            let node = ClusterNode::start(
+                ClusterNodeConfig::new(cluster),
+                store,
+                Arc::new(SystemClock),
+                Arc::new(TcpConnector::default()),
+                Some(udp),
+            )
+            .with_context(|| format!("starting {name}"))?;
+            let shutdown = until_stopped();
+            servers.push((
+                "kv",
+                tokio::spawn(async move { Ok(node.serve_listener(listener, shutdown).await?) }),
+            ));
+        }
 
         Ok(Self {
             addrs,
@@ -162,9 +194,12 @@ impl LocalDeployment {
             .id;
         lines.push(format!("idgen      NextId -> {id}"));
 
-        let channel = ringkit_clients::connect(&self.addrs.kv.to_string()).await?;
-        let mut kv_client = kv::kv_client::KvClient::new(channel);
-        kv_client
+        let (first, last) = match (self.addrs.kv.first(), self.addrs.kv.last()) {
+            (Some(first), Some(last)) => (first, last),
+            _ => anyhow::bail!("the deployment has no kv node"),
+        };
+        let channel = ringkit_clients::connect(&first.to_string()).await?;
+        kv::kv_client::KvClient::new(channel)
             .put(kv::PutRequest {
                 key: "ringkit-local:hello".into(),
                 value: "world".into(),
@@ -172,7 +207,9 @@ impl LocalDeployment {
             })
             .await
             .context("kv Put")?;
-        let got = kv_client
+        // Read through another node: any node coordinates, and the write is on a quorum.
+        let channel = ringkit_clients::connect(&last.to_string()).await?;
+        let got = kv::kv_client::KvClient::new(channel)
             .get(kv::GetRequest {
                 key: "ringkit-local:hello".into(),
                 quorum: None,
@@ -186,7 +223,7 @@ impl LocalDeployment {
             .map(|s| String::from_utf8_lossy(&s.value).into_owned())
             .collect();
         lines.push(format!(
-            "kv         Put/Get ringkit-local:hello -> {values:?} ({} sibling(s))",
+            "kv         Put via {first}, Get via {last}: ringkit-local:hello -> {values:?} ({} sibling(s))",
             values.len()
         ));
 

@@ -11,7 +11,7 @@ fn on_port_zero(dir: &std::path::Path) -> LocalConfig {
         data_dir: dir.to_path_buf(),
         idgen: any,
         ratelimit: any,
-        kv: any,
+        kv: vec![any; 3],
     }
 }
 
@@ -28,7 +28,9 @@ async fn every_service_answers_and_restarts_on_its_data() {
     deployment.shutdown().await.unwrap();
 
     assert!(dir.path().join("idgen").is_dir());
-    assert!(dir.path().join("kv").is_dir());
+    for node in ["kv-1", "kv-2", "kv-3"] {
+        assert!(dir.path().join("kv").join(node).is_dir(), "{node}");
+    }
 
     // Restart on the same files. The smoke test writes without a context, so its second write is
     // concurrent with the first one, which survived the restart: both are kept as siblings.

@@ -42,7 +42,13 @@ async fn main() -> anyhow::Result<()> {
         "  ratelimit  grpc://{}   ringkit.ratelimit.v1, envoy.service.ratelimit.v3",
         a.ratelimit
     );
-    println!("  kv         grpc://{}   ringkit.kv.v1 (single node)", a.kv);
+    for (i, addr) in a.kv.iter().enumerate() {
+        println!(
+            "  kv-{}       grpc://{addr}   ringkit.kv.v1 (cluster of {}: N=3, R=W=2; gossip on udp {addr})",
+            i + 1,
+            a.kv.len()
+        );
+    }
     println!();
     for line in deployment.smoke_test().await? {
         println!("  {line}");
@@ -53,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("Try: cargo run -p ringkit-clients --bin ringctl -- id next --count 3");
     println!("     cargo run -p ringkit-clients --bin ringctl -- kv put greeting hello");
+    println!("     cargo run -p ringkit-clients --bin ringctl -- kv admin members");
     println!("Ctrl-C stops every service.");
     tokio::signal::ctrl_c().await?;
     println!("stopping...");
