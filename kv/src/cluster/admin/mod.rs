@@ -14,6 +14,8 @@ mod claim;
 mod claim_tests;
 pub mod convert;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod topology;
 
 pub use claim::{Applied, RingChange, apply, claimant, decider};
