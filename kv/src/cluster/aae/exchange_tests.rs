@@ -230,3 +230,40 @@ fn the_descent_is_bounded_and_rejects_malformed_replies() {
     let (mut walk, _) = TreeDescent::start(3);
     assert!(walk.on_reply(&ta, &[]).is_err());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever the divergence, one exchange finds exactly the keys that differ and leaves the
+    /// replicas equal.
+    #[test]
+    fn one_exchange_finds_every_difference_and_converges(
+        base in proptest::collection::btree_map(0u16..500, 1u64..4, 0..120),
+        only_a in proptest::collection::btree_set(500u16..600, 0..10),
+        only_b in proptest::collection::btree_set(600u16..700, 0..10),
+        changed in proptest::collection::btree_set(0u16..500, 0..10),
+        deleted in proptest::collection::btree_set(0u16..500, 0..10),
+    ) {
+        let key = |k: u16| Bytes::from(format!("key{k}"));
+        let mut a: Replica = base.iter().map(|(&k, &c)| (key(k), value(1, c, "v"))).collect();
+        let mut b = a.clone();
+        for k in &only_a {
+            a.insert(key(*k), value(1, 10, "a"));
+        }
+        for k in &only_b {
+            b.insert(key(*k), tombstone(2, 5));
+        }
+        let mut expected = only_a.len() + only_b.len();
+        for k in changed.iter().filter(|k| base.contains_key(k)) {
+            b.insert(key(*k), value(3, 1, "concurrent"));
+            expected += 1;
+        }
+        for k in deleted.iter().filter(|k| base.contains_key(k) && !changed.contains(k)) {
+            a.insert(key(*k), tombstone(1, 9));
+            expected += 1;
+        }
+        proptest::prop_assert_eq!(exchange(&mut a, &mut b), expected);
+        proptest::prop_assert_eq!(&a, &b);
+        proptest::prop_assert_eq!(exchange(&mut a, &mut b), 0);
+    }
+}
