@@ -65,6 +65,14 @@ struct Args {
     /// UDP address gossip binds [default: this node's gossip address in the member list].
     #[arg(long, env = "KV_GOSSIP_LISTEN")]
     gossip_listen: Option<SocketAddr>,
+    /// Join a running cluster through this member's gRPC address (the member list then names
+    /// only this node); the new node takes its share of partitions by transfer.
+    #[arg(long, env = "KV_JOIN")]
+    join: Option<String>,
+    /// Extra gossip addresses to contact at start, comma-separated (a joining node lists some
+    /// of the cluster's).
+    #[arg(long, env = "KV_GOSSIP_SEEDS")]
+    gossip_seeds: Option<String>,
 }
 
 /// `[cluster]` in the TOML file.
@@ -176,6 +184,10 @@ enum Mode {
         config: ClusterConfig,
         /// Where gossip binds, if the member list has gossip addresses.
         gossip_listen: Option<SocketAddr>,
+        /// Gossip addresses to contact besides the members'.
+        gossip_seeds: Vec<SocketAddr>,
+        /// A member's gRPC address to join through.
+        join: Option<String>,
     },
 }
 
@@ -278,9 +290,23 @@ fn main() -> anyhow::Result<()> {
             });
         }
         config.bootstrap_map()?;
+        let gossip_seeds = args
+            .gossip_seeds
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .with_context(|| format!("gossip seed {s:?}"))
+            })
+            .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
         Mode::Cluster {
             config,
             gossip_listen,
+            gossip_seeds,
+            join: args.join,
         }
     };
     node_config
@@ -348,6 +374,8 @@ async fn run(
         Mode::Cluster {
             config,
             gossip_listen,
+            gossip_seeds,
+            join,
         } => {
             let gossip_addr = gossip_listen.or_else(|| {
                 config
@@ -368,6 +396,11 @@ async fn run(
             let gossip_local = socket.as_ref().map(|s| s.local_addr()).transpose()?;
             let mut full = ClusterNodeConfig::new(config);
             full.node = node;
+            if socket.is_some() {
+                let mut gossip = full.default_gossip()?;
+                gossip.seeds.extend(gossip_seeds);
+                full.gossip = Some(gossip);
+            }
             let members = full.cluster.members.len();
             let cluster = ClusterNode::start(
                 full,
@@ -376,9 +409,23 @@ async fn run(
                 Arc::new(TcpConnector::default()),
                 socket,
             )?;
+            let topology = cluster.topology().cloned();
             println!("kv-server listening on {local}");
             tracing::info!(%local, gossip = ?gossip_local, members, "cluster mode");
-            cluster.serve_listener(listener, shutdown_signal()).await?;
+            let serving = tokio::spawn(cluster.serve_listener(listener, shutdown_signal()));
+            if let (Some(seed), Some(topology)) = (join, topology) {
+                // The node serves first: the claimant and the transfers call it back.
+                let map = topology
+                    .join_through(&seed)
+                    .await
+                    .with_context(|| format!("joining through {seed}"))?;
+                tracing::info!(
+                    epoch = map.epoch(),
+                    members = map.size(),
+                    "joined the cluster"
+                );
+            }
+            serving.await??;
         }
     }
     Ok(())
