@@ -124,6 +124,7 @@ async fn start(
         page_rows: 64,
         settle: Duration::from_millis(300),
         retry_every: Duration::from_millis(200),
+        max_parallel: 4,
     };
     let streamer = transfer::spawn(
         topology.clone(),

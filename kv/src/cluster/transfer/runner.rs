@@ -29,6 +29,9 @@ pub struct TransferConfig {
     pub settle: Duration,
     /// Pause before retrying a failed transfer (the target down, the claimant busy).
     pub retry_every: Duration,
+    /// Partitions streamed at once (the rest wait their turn), so a join does not swamp the
+    /// disk and the network.
+    pub max_parallel: usize,
 }
 
 impl Default for TransferConfig {
@@ -37,6 +40,7 @@ impl Default for TransferConfig {
             page_rows: 256,
             settle: Duration::from_secs(1),
             retry_every: Duration::from_secs(1),
+            max_parallel: 4,
         }
     }
 }
@@ -79,6 +83,8 @@ struct Ctx {
     source: Arc<dyn PartitionSource>,
     peers: Arc<dyn ReplicaPeers>,
     config: TransferConfig,
+    /// Turns to stream (`max_parallel` of them).
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// Starts the transfer task of this node; it ends when `shutdown` completes (running
@@ -91,11 +97,13 @@ pub fn spawn(
     config: TransferConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
+    let turns = Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1)));
     let ctx = Ctx {
         topology,
         source,
         peers,
         config,
+        turns,
     };
     tokio::spawn(async move {
         let me = ctx.topology.local().id.clone();
@@ -143,6 +151,13 @@ fn still_pending(ctx: &Ctx, task: &TransferTask) -> bool {
 async fn run_one(ctx: &Ctx, task: TransferTask) {
     tokio::time::sleep(ctx.config.settle).await;
     while still_pending(ctx, &task) {
+        // Closed only if the task is being torn down: nothing left to do then.
+        let Ok(turn) = ctx.turns.acquire().await else {
+            return;
+        };
+        if !still_pending(ctx, &task) {
+            return;
+        }
         let outcome = async {
             let rows = stream(ctx, &task).await?;
             let repaired = verify(ctx, &task).await?;
@@ -163,6 +178,8 @@ async fn run_one(ctx: &Ctx, task: TransferTask) {
             }
             Err(e) => {
                 tracing::warn!(partition = %task.partition, to = %task.to, error = %e, "partition transfer failed; retrying");
+                // Let others stream while this one waits.
+                drop(turn);
                 tokio::time::sleep(ctx.config.retry_every).await;
             }
         }
