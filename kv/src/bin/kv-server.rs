@@ -29,6 +29,9 @@ use ringkit_kv::node::{KvNode, NodeConfig};
 use ringkit_kv::storage::{Durability, SqliteConfig, SqliteStorage};
 use serde::Deserialize;
 
+/// How long a joining node keeps retrying a seed that cannot decide yet.
+const JOIN_PATIENCE: Duration = Duration::from_secs(60);
+
 /// Command line; every flag also reads a `KV_*` variable.
 #[derive(Debug, Parser)]
 #[command(
@@ -414,11 +417,27 @@ async fn run(
             tracing::info!(%local, gossip = ?gossip_local, members, "cluster mode");
             let serving = tokio::spawn(cluster.serve_listener(listener, shutdown_signal()));
             if let (Some(seed), Some(topology)) = (join, topology) {
-                // The node serves first: the claimant and the transfers call it back.
-                let map = topology
-                    .join_through(&seed)
-                    .await
-                    .with_context(|| format!("joining through {seed}"))?;
+                // The node serves first: the claimant and the transfers call it back. A seed
+                // that cannot decide yet (just started, claimant unreachable) says UNAVAILABLE:
+                // retry for a while.
+                let deadline = tokio::time::Instant::now() + JOIN_PATIENCE;
+                let map = loop {
+                    match topology.join_through(&seed).await {
+                        Ok(map) => break map,
+                        Err(e)
+                            if e.code() == tonic::Code::Unavailable
+                                && tokio::time::Instant::now() < deadline =>
+                        {
+                            tracing::warn!(error = %e, "join not possible yet; retrying in 2 s");
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                        }
+                        Err(e) => {
+                            return Err(
+                                anyhow::Error::new(e).context(format!("joining through {seed}"))
+                            );
+                        }
+                    }
+                };
                 tracing::info!(
                     epoch = map.epoch(),
                     members = map.size(),
