@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ringkit_hashring::NodeId;
 
 use super::aae::{self, Aae, AaeConfig, AaeTrees, GrpcAaePeers, TrackedStorage};
-use super::admin::{KvAdminService, Topology, TopologyConfig};
+use super::admin::{KvAdminService, Topology, TopologyConfig, convert};
 use super::channels::Connector;
 use super::config::ClusterConfig;
 use super::gossip::{self, DatagramSocket, GossipConfig};
@@ -165,21 +165,23 @@ impl<S: Storage> ClusterNode<TrackedStorage<S>> {
             config.transfer,
             cluster.shutdown_signal(),
         ));
-        let hints_of = node.clone();
-        let admin = KvAdminService::new(topology.clone()).with_handoffs(Arc::new(move || {
-            let n = hints_of.clone();
-            Box::pin(async move { super::hints::pending_hints(&n).await })
-        }));
-        cluster.routes_mut().add_service(admin.into_server());
-
         let rpc_timeout = aae_config.rpc_timeout;
         let anti_entropy = Aae::new(
             id,
-            node,
+            node.clone(),
             aae_config,
             cluster.map_sender().subscribe(),
             cluster.live_sender().subscribe(),
         )?;
+        let hints_of = node.clone();
+        let status_of = anti_entropy.clone();
+        let admin = KvAdminService::new(topology.clone())
+            .with_handoffs(Arc::new(move || {
+                let n = hints_of.clone();
+                Box::pin(async move { super::hints::pending_hints(&n).await })
+            }))
+            .with_aae(Arc::new(move || Some(convert::aae(&status_of.status()))));
+        cluster.routes_mut().add_service(admin.into_server());
         cluster
             .routes_mut()
             .add_service(aae::service(anti_entropy.clone()));
