@@ -200,14 +200,15 @@ fn rebuild(
     let diff = map.ring().diff(&ring);
     for m in diff.moves().iter().filter(|m| m.to_needs_data) {
         let Some(to) = &m.to else { continue };
-        let from = m
-            .from
-            .as_ref()
-            .filter(|f| Some(*f) != dead)
-            .cloned()
-            .or_else(|| source(map.ring(), m.partition, to, dead));
-        if let Some(from) = from {
-            let list = pending.entry(m.partition).or_default();
+        let sources: Vec<NodeId> = match m.from.as_ref().filter(|f| Some(*f) != dead) {
+            // The slot's holder hands it over (join, leave).
+            Some(from) => vec![from.clone()],
+            // Its holder is dead (or there was none): every surviving old replica streams its
+            // copy, so the new holder gets the union even if one of them missed a write.
+            None => sources(map.ring(), m.partition, to, dead),
+        };
+        let list = pending.entry(m.partition).or_default();
+        for from in sources {
             if !list.iter().any(|t| t.from == from && &t.to == to) {
                 list.push(PendingTransfer {
                     from,
@@ -215,21 +216,25 @@ fn rebuild(
                 });
             }
         }
+        if list.is_empty() {
+            pending.remove(&m.partition);
+        }
     }
     finish(ring, members, pending)
 }
 
-/// A surviving old replica of `p` to copy from (not `to`, not the dead node).
-fn source(
+/// The surviving old replicas of `p` to copy from (not `to`, not the dead node).
+fn sources(
     old: &PartitionedRing,
     p: PartitionId,
     to: &NodeId,
     dead: Option<&NodeId>,
-) -> Option<NodeId> {
+) -> Vec<NodeId> {
     old.partition_preference_list(p, old.replica_count())
         .replicas()
-        .find(|id| *id != to && Some(*id) != dead)
+        .filter(|id| *id != to && Some(*id) != dead)
         .cloned()
+        .collect()
 }
 
 /// Assembles the map, dropping departing members that have nothing left to send.

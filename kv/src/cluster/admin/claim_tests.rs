@@ -184,6 +184,30 @@ fn remove_is_for_dead_nodes_and_copies_from_survivors() {
             .iter()
             .all(|t| t.from != id("d") && t.to != id("d") && t.from != t.to)
     );
+    // Every surviving old replica streams its copy (the new holder gets the union).
+    for (p, list) in removed.pending() {
+        let old: Vec<NodeId> = map
+            .ring()
+            .partition_preference_list(*p, 3)
+            .replicas()
+            .cloned()
+            .collect();
+        for to in list.iter().map(|t| &t.to) {
+            let mut from: Vec<NodeId> = list
+                .iter()
+                .filter(|t| &t.to == to)
+                .map(|t| t.from.clone())
+                .collect();
+            from.sort();
+            let mut want: Vec<NodeId> = old
+                .iter()
+                .filter(|n| *n != to && **n != id("d"))
+                .cloned()
+                .collect();
+            want.sort();
+            assert_eq!(from, want, "{p} -> {to}");
+        }
+    }
 }
 
 #[test]

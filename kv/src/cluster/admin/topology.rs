@@ -280,7 +280,17 @@ impl Topology {
             loop {
                 tokio::select! {
                     () = &mut shutdown => break,
-                    _ = tick.tick() => this.announce(this.map().epoch()),
+                    _ = tick.tick() => {
+                        this.announce(this.map().epoch());
+                        // A pull that failed is retried here: the newest announcement stays
+                        // in the channel until a newer one replaces it.
+                        let news = heard.borrow().clone();
+                        if let Some(a) = news.filter(|a| a.epoch > this.map().epoch())
+                            && let Err(e) = this.pull(&a.grpc_addr).await
+                        {
+                            tracing::warn!(error = %e, from = %a.from, "could not pull ring epoch {}", a.epoch);
+                        }
+                    }
                     changed = heard.changed() => {
                         if changed.is_err() {
                             break;
