@@ -280,3 +280,7 @@ impl<S: Storage> Coordinator<S> {
             .unwrap_or_else(|_| Err(KvError::Internal("read fan-out task ended early".into())))
     }
 }
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod tests;
