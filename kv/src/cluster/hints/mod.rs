@@ -7,14 +7,16 @@
 //! see them), one per (target, key), merged so that concurrent writes stay siblings. The handoff
 //! task ([`spawn_handoff`]) delivers them in batches of 256 with a plain merge whenever the live
 //! set shows the target alive, then drops each one only if it did not change meanwhile; the hints
-//! of a node removed from the ring go to each key's current replicas instead. Design and
+//! of a node off the ring, and every hint of a node that is leaving, go to each key's current
+//! replicas instead. Design and
 //! trade-offs: `docs/adr/0420-kv-hints.md`.
 //!
 //! # Layout
 //! - [`store`](store_hints): keeping hints, and reading the backlog ([`pending_hints`]).
 //! - `planner`: [`HandoffPlanner`], the sans-IO decisions (who is due, backoff).
 //! - `deliver`: one batch (read, merge on the target, drop if unchanged).
-//! - `redirect`: one batch of a removed node's hints, to each key's current replicas.
+//! - `redirect`: one batch of hints to each key's current replicas instead of the target (the
+//!   target left the ring, or this node is leaving).
 //! - `handoff`: the tokio task ([`spawn_handoff`], [`HandoffHandle`]).
 //! - `config`: [`HandoffConfig`].
 
@@ -23,7 +25,11 @@ mod deliver;
 mod handoff;
 mod planner;
 mod redirect;
+#[cfg(test)]
+mod redirect_tests;
 mod store;
+#[cfg(test)]
+mod testkit;
 
 pub use config::HandoffConfig;
 pub use handoff::{HandoffHandle, HandoffStats, spawn_handoff};

@@ -31,8 +31,9 @@ pub struct BatchReport {
 pub struct Handoff {
     /// The node the hints were kept for.
     pub target: NodeId,
-    /// The target is no longer a ring member (it was removed): its hints go to each key's
-    /// current replicas instead of to it.
+    /// The target is off the ring (removed or departing), or this node is (it is leaving and
+    /// must not keep hints it will never deliver): the hints go to each key's current live
+    /// replicas instead of to the target.
     pub redirect: bool,
 }
 
@@ -123,11 +124,13 @@ impl HandoffPlanner {
 
     /// Takes in the ring's nodes (the owners). A target that just left the ring (removed, or
     /// departing) is due at once: its hints are now redirected to the keys' current replicas,
-    /// whether it is alive or not.
+    /// whether it is alive or not. If this node itself left the ring, every target is.
     pub fn observe_members(&mut self, members: &BTreeSet<NodeId>, now: Duration) {
+        let was =
+            |m: &Option<BTreeSet<NodeId>>, id: &NodeId| m.as_ref().is_none_or(|m| m.contains(id));
+        let local_left = was(&self.members, &self.local) && !members.contains(&self.local);
         for (id, t) in &mut self.targets {
-            let was_member = self.members.as_ref().is_none_or(|m| m.contains(id));
-            if was_member && !members.contains(id) {
+            if local_left || (was(&self.members, id) && !members.contains(id)) {
                 t.failures = 0;
                 t.next_at = now;
             }
@@ -158,7 +161,7 @@ impl HandoffPlanner {
                 if let Some(t) = self.targets.get_mut(&target) {
                     t.in_flight = true;
                 }
-                let redirect = self.removed(&target);
+                let redirect = self.redirected(&target);
                 Handoff { target, redirect }
             })
             .collect()
@@ -221,15 +224,18 @@ impl HandoffPlanner {
         self.targets.get(target).map_or(0, |t| t.failures)
     }
 
-    /// A target can get a batch when it has hints, none in flight, and is alive or removed
+    /// A target can get a batch when it has hints, none in flight, and is alive or redirected
     /// (then its hints go elsewhere).
     fn eligible(&self, id: &NodeId, t: &Target) -> bool {
-        t.hints > 0 && !t.in_flight && (self.live.contains(id) || self.removed(id))
+        t.hints > 0 && !t.in_flight && (self.live.contains(id) || self.redirected(id))
     }
 
-    /// Whether `id` has left the ring (as far as the last membership seen says).
-    fn removed(&self, id: &NodeId) -> bool {
-        self.members.as_ref().is_some_and(|m| !m.contains(id))
+    /// Whether `id`'s hints go to the keys' replicas: it, or this node, has left the ring (as
+    /// far as the last membership seen says).
+    fn redirected(&self, id: &NodeId) -> bool {
+        self.members
+            .as_ref()
+            .is_some_and(|m| !m.contains(id) || !m.contains(&self.local))
     }
 }
 

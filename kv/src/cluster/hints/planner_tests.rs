@@ -221,3 +221,29 @@ fn no_target_counts_as_removed_before_the_ring_is_known() {
     assert!(p.due(Duration::ZERO).is_empty());
     assert_eq!(p.next_wake(), None);
 }
+
+#[test]
+fn a_leaving_node_redirects_every_target() {
+    let mut p = planner(&[("b", 3), ("c", 1)]);
+    p.observe_live(&live(&["a", "c"]), Duration::ZERO); // b is down
+    p.observe_members(&live(&["a", "b", "c"]), Duration::ZERO);
+    due(&mut p, Duration::ZERO);
+    p.delivered(&id("c"), report(1, 0, false), Duration::ZERO);
+    // a leaves the ring: b's hints (b down) and c's (c alive) all go to the keys' replicas.
+    p.observe_members(&live(&["b", "c"]), SEC);
+    let mut got = p.due(SEC);
+    got.sort_by(|x, y| x.target.cmp(&y.target));
+    assert_eq!(
+        got,
+        vec![
+            Handoff {
+                target: id("b"),
+                redirect: true
+            },
+            Handoff {
+                target: id("c"),
+                redirect: true
+            }
+        ]
+    );
+}

@@ -1,9 +1,10 @@
-//! Handing off the hints of a node that left the ring: each hint goes to its key's current
-//! replicas instead.
+//! Handing off hints around the ring: when their target left it (removed, or departing), or
+//! when this node is leaving, each hint goes to its key's current replicas instead.
 //!
 //! A removed node will never take its hints back, and it may have been the only node a write
-//! was hinted for. So its hints are merged into every live member of each key's current write
-//! set (this node included, through its own store), and a hint is dropped once every live
+//! was hinted for; a leaving node will not be there to deliver the hints it holds. So the hints
+//! are merged into every live ring member of each key's current write set (this node included,
+//! through its own store, unless it is the one leaving), and a hint is dropped once every live
 //! replica it was sent to has it (and it did not change meanwhile). Replicas that are down get
 //! the data later through anti-entropy from the ones that have it; a hint none of whose replicas
 //! is alive stays until one is.
@@ -23,13 +24,14 @@ use crate::node::KvNode;
 use crate::storage::{HintEntry, Storage, WriteOp};
 
 /// For each replica, the indices (into `hints`) of the hints it should receive; and the indices
-/// of hints that have no live replica now.
+/// of hints that have no live replica now. Replicas are the key's write set, restricted to ring
+/// nodes (a departing transfer source, this node included, is leaving) that are alive (this
+/// node always is).
 pub(super) fn route(
     hints: &[HintEntry],
     map: &ClusterMap,
     live: &BTreeSet<NodeId>,
     local: &NodeId,
-    removed: &NodeId,
     n: usize,
 ) -> (BTreeMap<NodeId, Vec<usize>>, Vec<usize>) {
     let mut routes: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
@@ -39,7 +41,7 @@ pub(super) fn route(
             .replica_set(key_hash(&hint.key), n)
             .write
             .into_iter()
-            .filter(|id| id != removed && (id == local || live.contains(id)))
+            .filter(|id| map.ring().node(id).is_some() && (id == local || live.contains(id)))
             .collect();
         if owners.is_empty() {
             stranded.push(i);
@@ -51,7 +53,7 @@ pub(super) fn route(
     (routes, stranded)
 }
 
-/// Redirects one batch of the hints kept for `removed` to their keys' current replicas.
+/// Redirects one batch of the hints kept for `target` to their keys' current replicas.
 ///
 /// # Errors
 /// Storage failures, or the first replica that failed to take its share (the hints that reached
@@ -59,18 +61,18 @@ pub(super) fn route(
 pub(super) async fn redirect_batch<S: Storage>(
     node: &KvNode<S>,
     peers: &dyn ReplicaPeers,
-    removed: &NodeId,
+    target: &NodeId,
     config: &HandoffConfig,
     map: &ClusterMap,
     live: &BTreeSet<NodeId>,
 ) -> Result<BatchReport, KvError> {
-    let (hints, full) = read_batch(node, removed, config).await?;
+    let (hints, full) = read_batch(node, target, config).await?;
     if hints.is_empty() {
         return Ok(BatchReport::default());
     }
     let local = NodeId::from(node.config().node_id.as_str());
     let n = node.config().quorum.n as usize;
-    let (routes, stranded) = route(&hints, map, live, &local, removed, n);
+    let (routes, stranded) = route(&hints, map, live, &local, n);
     let mut failed: BTreeSet<usize> = stranded.into_iter().collect();
     let mut first_error = None;
     for (owner, indices) in routes {
@@ -81,7 +83,7 @@ pub(super) async fn redirect_batch<S: Storage>(
             peers.merge(&owner, batch, None).await
         };
         if let Err(e) = outcome {
-            tracing::debug!(%removed, %owner, error = %e, "redirecting hints failed");
+            tracing::debug!(%target, %owner, error = %e, "redirecting hints failed");
             failed.extend(indices);
             first_error.get_or_insert(e);
         }
@@ -90,7 +92,7 @@ pub(super) async fn redirect_batch<S: Storage>(
         .filter(|i| !failed.contains(i))
         .map(|i| &hints[i])
         .collect();
-    let dropped = drop_unchanged(node, removed, &delivered).await?;
+    let dropped = drop_unchanged(node, target, &delivered).await?;
     match first_error {
         Some(e) => Err(e),
         None => Ok(BatchReport {
@@ -146,8 +148,8 @@ mod tests {
         let m = map(&["a", "b", "c", "d"]);
         let hints: Vec<HintEntry> = (0..40).map(|i| hint(&format!("k{i}"))).collect();
         let all: BTreeSet<NodeId> = ["a", "b", "c", "d"].map(NodeId::from).into();
-        let (a, x) = (NodeId::from("a"), NodeId::from("x"));
-        let (routes, stranded) = route(&hints, &m, &all, &a, &x, 3);
+        let a = NodeId::from("a");
+        let (routes, stranded) = route(&hints, &m, &all, &a, 3);
         assert!(stranded.is_empty());
         for (i, h) in hints.iter().enumerate() {
             let owners = m.replica_set(key_hash(&h.key), 3).write;
@@ -161,10 +163,10 @@ mod tests {
         }
         // With c and d down, only a and b (where they are replicas) get hints.
         let ab: BTreeSet<NodeId> = ["a", "b"].map(NodeId::from).into();
-        let (routes, _) = route(&hints, &m, &ab, &a, &x, 3);
+        let (routes, _) = route(&hints, &m, &ab, &a, 3);
         assert!(routes.keys().all(|n| ab.contains(n)));
         // This node counts as alive even if the live set does not list it.
-        let (routes, _) = route(&hints, &m, &BTreeSet::new(), &a, &x, 3);
+        let (routes, _) = route(&hints, &m, &BTreeSet::new(), &a, 3);
         assert!(routes.keys().all(|n| *n == a));
     }
 
@@ -174,7 +176,7 @@ mod tests {
         let hints: Vec<HintEntry> = (0..40).map(|i| hint(&format!("k{i}"))).collect();
         let d = NodeId::from("d");
         let only_d: BTreeSet<NodeId> = [d.clone()].into();
-        let (routes, stranded) = route(&hints, &m, &only_d, &d, &NodeId::from("x"), 1);
+        let (routes, stranded) = route(&hints, &m, &only_d, &d, 1);
         let routed: usize = routes.values().map(Vec::len).sum();
         assert_eq!(routed + stranded.len(), 40);
         assert!(!stranded.is_empty(), "keys whose only replica is not d");
