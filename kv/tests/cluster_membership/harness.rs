@@ -121,6 +121,7 @@ pub(crate) async fn start(
         settle: Duration::from_millis(300),
         retry_every: Duration::from_millis(200),
         max_parallel: 4,
+        report_window: Duration::from_millis(50),
     };
     let streamer = transfer::spawn(
         topology.clone(),

@@ -110,9 +110,10 @@ async fn a_node_joins_and_another_leaves_under_load_without_losing_a_write() {
         );
         owners_hold_their_keys(&rest, &after_leave, &acked).await;
         println!(
-            "{} acknowledged writes, all readable; join moved {join_transfers} partition slots, \
-             leave {leave_transfers}",
-            acked.len()
+            "{} acknowledged writes, all readable; join moved {join_transfers} partition slots \
+             in {} completion epochs, leave {leave_transfers}",
+            acked.len(),
+            after_join.epoch() - joined.epoch()
         );
         for i in [0, 1, 3] {
             nodes[i].stop().await;

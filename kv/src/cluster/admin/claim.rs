@@ -23,15 +23,20 @@ pub enum RingChange {
     Leave(NodeId),
     /// A dead member is evicted; its partitions are rebuilt from the surviving replicas.
     Remove(NodeId),
-    /// A transfer finished and was verified: reads move to the new holder.
-    Complete {
-        /// The partition moved.
-        partition: PartitionId,
-        /// The old holder.
-        from: NodeId,
-        /// The new holder.
-        to: NodeId,
-    },
+    /// Transfers finished and were verified: reads move to their new holders. Several are
+    /// reported at once so that a join makes a few epochs, not one per partition.
+    Complete(Vec<TransferDone>),
+}
+
+/// One verified transfer, as reported to the claimant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferDone {
+    /// The partition moved.
+    pub partition: PartitionId,
+    /// The old holder (the source).
+    pub from: NodeId,
+    /// The new holder.
+    pub to: NodeId,
 }
 
 /// What applying a change did.
@@ -82,11 +87,7 @@ pub fn apply(
         RingChange::Join(member) => join(map, member),
         RingChange::Leave(id) => leave(map, id),
         RingChange::Remove(id) => remove(map, id, live),
-        RingChange::Complete {
-            partition,
-            from,
-            to,
-        } => Ok(complete(map, *partition, from, to)?),
+        RingChange::Complete(done) => complete(map, done),
     }
 }
 
@@ -148,28 +149,22 @@ fn remove(map: &ClusterMap, id: &NodeId, live: &BTreeSet<NodeId>) -> Result<Appl
     rebuild(map, ring, members, Some(id))
 }
 
-fn complete(
-    map: &ClusterMap,
-    p: PartitionId,
-    from: &NodeId,
-    to: &NodeId,
-) -> Result<Applied, KvError> {
-    let Some(list) = map.pending().get(&p) else {
-        return Ok(Applied::Unchanged);
-    };
-    if !list.iter().any(|t| &t.from == from && &t.to == to) {
-        return Ok(Applied::Unchanged);
-    }
+fn complete(map: &ClusterMap, done: &[TransferDone]) -> Result<Applied, KvError> {
     let mut pending = map.pending().clone();
-    let rest: Vec<PendingTransfer> = list
-        .iter()
-        .filter(|t| !(&t.from == from && &t.to == to))
-        .cloned()
-        .collect();
-    if rest.is_empty() {
-        pending.remove(&p);
-    } else {
-        pending.insert(p, rest);
+    let mut any = false;
+    for d in done {
+        if let Some(list) = pending.get_mut(&d.partition) {
+            let before = list.len();
+            list.retain(|t| !(t.from == d.from && t.to == d.to));
+            any |= list.len() != before;
+            if list.is_empty() {
+                pending.remove(&d.partition);
+            }
+        }
+    }
+    if !any {
+        // Every one was completed already (a retried report).
+        return Ok(Applied::Unchanged);
     }
     let ring = map
         .ring()

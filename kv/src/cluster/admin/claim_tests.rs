@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use ringkit_hashring::{NodeId, RingConfig};
 
-use super::claim::{Applied, RingChange, apply, claimant, decider};
+use super::claim::{Applied, RingChange, TransferDone, apply, claimant, decider};
 use crate::cluster::topology::{ClusterMap, Member};
 use crate::error::KvError;
 
@@ -43,11 +43,11 @@ fn complete_all(mut map: ClusterMap, up: &BTreeSet<NodeId>) -> ClusterMap {
         let epoch = map.epoch();
         map = changed(apply(
             &map,
-            &RingChange::Complete {
+            &RingChange::Complete(vec![TransferDone {
                 partition: p,
                 from: t.from,
                 to: t.to,
-            },
+            }]),
             up,
         ));
         assert_eq!(map.epoch(), epoch + 1, "every completion is a new version");
@@ -121,11 +121,11 @@ fn a_join_streams_only_to_the_new_node_then_completes() {
         .next()
         .map(|(p, l)| (*p, l[0].clone()))
         .unwrap_or_else(|| panic!("transfers"));
-    let again = RingChange::Complete {
+    let again = RingChange::Complete(vec![TransferDone {
         partition: t.0,
         from: t.1.from,
         to: t.1.to,
-    };
+    }]);
     assert_eq!(apply(&done, &again, &up).ok(), Some(Applied::Unchanged));
 }
 
@@ -231,4 +231,29 @@ fn bad_requests_say_what_is_wrong() {
     let solo = cluster(&["a"]);
     let last = apply(&solo, &RingChange::Leave(id("a")), &live(&["a"]));
     assert!(matches!(last, Err(KvError::InvalidArgument(ref m)) if m.contains("last member")));
+}
+
+#[test]
+fn completions_reported_together_make_one_epoch() {
+    let map = cluster(&["a", "b", "c"]);
+    let up = live(&["a", "b", "c", "d"]);
+    let joined = changed(apply(&map, &RingChange::Join(member("d")), &up));
+    let all: Vec<TransferDone> = joined
+        .pending()
+        .iter()
+        .flat_map(|(p, l)| {
+            l.iter().map(|t| TransferDone {
+                partition: *p,
+                from: t.from.clone(),
+                to: t.to.clone(),
+            })
+        })
+        .collect();
+    let done = changed(apply(&joined, &RingChange::Complete(all.clone()), &up));
+    assert_eq!(done.epoch(), joined.epoch() + 1);
+    assert!(done.pending().is_empty());
+    assert_eq!(
+        apply(&done, &RingChange::Complete(all), &up).ok(),
+        Some(Applied::Unchanged)
+    );
 }

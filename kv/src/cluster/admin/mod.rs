@@ -18,6 +18,6 @@ mod service;
 mod service_tests;
 mod topology;
 
-pub use claim::{Applied, RingChange, apply, claimant, decider};
+pub use claim::{Applied, RingChange, TransferDone, apply, claimant, decider};
 pub use service::{AaeSource, HandoffSource, KvAdminService};
 pub use topology::{Topology, TopologyConfig};

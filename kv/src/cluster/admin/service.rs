@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tonic::{Request, Response, Status};
 
-use super::claim::{RingChange, claimant};
+use super::claim::{RingChange, TransferDone, claimant};
 use super::convert;
 use super::topology::{FORWARDED, Topology};
 use crate::cluster::pb;
@@ -172,17 +172,25 @@ impl KvAdmin for KvAdminService {
         &self,
         request: Request<pb::CompleteTransferRequest>,
     ) -> Result<Response<pb::ChangeResponse>, Status> {
-        let r = request.get_ref();
         let map = self.topology.map();
-        let partition = map
-            .ring()
-            .partition_id(r.partition)
-            .map_err(|e| KvError::InvalidArgument(e.to_string()))?;
-        let change = RingChange::Complete {
-            partition,
-            from: convert::node_id(&r.from, "from")?,
-            to: convert::node_id(&r.to, "to")?,
-        };
+        let transfers = &request.get_ref().transfers;
+        if transfers.is_empty() {
+            return Err(
+                KvError::InvalidArgument("CompleteTransfer names no transfer".into()).into(),
+            );
+        }
+        let mut done = Vec::with_capacity(transfers.len());
+        for t in transfers {
+            done.push(TransferDone {
+                partition: map
+                    .ring()
+                    .partition_id(t.partition)
+                    .map_err(|e| KvError::InvalidArgument(e.to_string()))?,
+                from: convert::node_id(&t.from, "from")?,
+                to: convert::node_id(&t.to, "to")?,
+            });
+        }
+        let change = RingChange::Complete(done);
         self.change(&request, change).await
     }
 

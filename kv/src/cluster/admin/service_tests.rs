@@ -132,9 +132,11 @@ async fn bad_input_is_invalid_argument_with_a_reason() {
         ),
         (
             svc.complete_transfer(Request::new(pb::CompleteTransferRequest {
-                partition: 1 << 30,
-                from: "a".into(),
-                to: "b".into(),
+                transfers: vec![pb::Transfer {
+                    partition: 1 << 30,
+                    from: "a".into(),
+                    to: "b".into(),
+                }],
             }))
             .await,
             "does not exist",

@@ -391,14 +391,15 @@ fn forward_request(change: &RingChange) -> Forward {
         RingChange::Remove(id) => Forward::Remove(pb::RemoveRequest {
             node_id: id.to_string(),
         }),
-        RingChange::Complete {
-            partition,
-            from,
-            to,
-        } => Forward::Complete(pb::CompleteTransferRequest {
-            partition: partition.0,
-            from: from.to_string(),
-            to: to.to_string(),
+        RingChange::Complete(done) => Forward::Complete(pb::CompleteTransferRequest {
+            transfers: done
+                .iter()
+                .map(|d| pb::Transfer {
+                    partition: d.partition.0,
+                    from: d.from.to_string(),
+                    to: d.to.to_string(),
+                })
+                .collect(),
         }),
     }
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ringkit_hashring::{NodeId, PartitionId};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::plan::{TransferTask, holds, outgoing, to_start};
-use crate::cluster::admin::{RingChange, Topology};
+use crate::cluster::admin::{RingChange, Topology, TransferDone};
 use crate::cluster::peers::ReplicaPeers;
 use crate::error::KvError;
 use crate::model::HashRange;
@@ -32,6 +33,9 @@ pub struct TransferConfig {
     /// Partitions streamed at once (the rest wait their turn), so a join does not swamp the
     /// disk and the network.
     pub max_parallel: usize,
+    /// Completions are reported to the claimant in batches gathered over this window, so a
+    /// change makes a few epochs rather than one per partition.
+    pub report_window: Duration,
 }
 
 impl Default for TransferConfig {
@@ -41,6 +45,7 @@ impl Default for TransferConfig {
             settle: Duration::from_secs(1),
             retry_every: Duration::from_secs(1),
             max_parallel: 4,
+            report_window: Duration::from_millis(100),
         }
     }
 }
@@ -85,6 +90,30 @@ struct Ctx {
     config: TransferConfig,
     /// Turns to stream (`max_parallel` of them).
     turns: Arc<tokio::sync::Semaphore>,
+    /// Verified transfers, to the reporter (which answers once the claimant has them).
+    reports: mpsc::Sender<Report>,
+}
+
+/// A verified transfer and where to say whether the claimant recorded it.
+type Report = (TransferDone, oneshot::Sender<Result<(), KvError>>);
+
+/// Gathers verified transfers for `window` and reports each batch to the claimant at once.
+async fn reporter(topology: Topology, mut reports: mpsc::Receiver<Report>, window: Duration) {
+    while let Some(first) = reports.recv().await {
+        tokio::time::sleep(window).await;
+        let mut batch = vec![first];
+        while let Ok(more) = reports.try_recv() {
+            batch.push(more);
+        }
+        let done = batch.iter().map(|(d, _)| d.clone()).collect();
+        let result = topology
+            .submit(RingChange::Complete(done), false)
+            .await
+            .map(|_| ());
+        for (_, reply) in batch {
+            let _ = reply.send(result.clone());
+        }
+    }
 }
 
 /// Starts the transfer task of this node; it ends when `shutdown` completes (running
@@ -98,18 +127,22 @@ pub fn spawn(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
     let turns = Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1)));
+    let (reports, inbox) = mpsc::channel(1024);
+    let report_window = config.report_window;
     let ctx = Ctx {
         topology,
         source,
         peers,
         config,
         turns,
+        reports,
     };
     tokio::spawn(async move {
         let me = ctx.topology.local().id.clone();
         let mut maps = ctx.topology.subscribe();
         let running: Arc<Mutex<BTreeSet<(PartitionId, NodeId)>>> = Arc::default();
         let mut jobs = JoinSet::new();
+        let reporting = tokio::spawn(reporter(ctx.topology.clone(), inbox, report_window));
         tokio::pin!(shutdown);
         loop {
             let wanted = outgoing(&maps.borrow_and_update(), &me);
@@ -136,6 +169,8 @@ pub fn spawn(
             }
         }
         jobs.shutdown().await;
+        reporting.abort();
+        let _ = reporting.await;
     })
 }
 
@@ -161,13 +196,17 @@ async fn run_one(ctx: &Ctx, task: TransferTask) {
         let outcome = async {
             let rows = stream(ctx, &task).await?;
             let repaired = verify(ctx, &task).await?;
-            let me = ctx.topology.local().id.clone();
-            let change = RingChange::Complete {
+            let done = TransferDone {
                 partition: task.partition,
-                from: me,
+                from: ctx.topology.local().id.clone(),
                 to: task.to.clone(),
             };
-            ctx.topology.submit(change, false).await?;
+            let (tx, rx) = oneshot::channel();
+            ctx.reports
+                .send((done, tx))
+                .await
+                .map_err(|_| KvError::Closed)?;
+            rx.await.map_err(|_| KvError::Closed)??;
             Ok::<_, KvError>((rows, repaired))
         }
         .await;
