@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringkit_hashring::NodeId;
+use ringkit_hashring::{NodeId, RingConfig};
 use ringkit_kv::clock::SystemClock;
 use ringkit_kv::cluster::aae::{
     self, Aae, AaeConfig, AaePeers, AaeTrees, GrpcAaePeers, TrackedStorage, TreeShape,
@@ -55,7 +55,7 @@ fn aae_config() -> AaeConfig {
 }
 
 /// Starts `size` nodes; with `run_loop`, each also runs the anti-entropy loop.
-async fn start(size: usize, run_loop: bool) -> Vec<Running> {
+async fn start(size: usize, run_loop: bool, cfg: AaeConfig) -> Vec<Running> {
     let mut listeners = Vec::new();
     for _ in 0..size {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -74,7 +74,7 @@ async fn start(size: usize, run_loop: bool) -> Vec<Running> {
     let mut nodes = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
         let id = NodeId::from(format!("n{i}"));
-        let cfg = aae_config();
+        let cfg = cfg.clone();
         let trees = Arc::new(AaeTrees::new(cfg.shape).unwrap_or_else(|e| panic!("{e}")));
         let store: Store = TrackedStorage::new(MemStorage::new(ActorId(100 + i as u64)), trees);
         let mut node_cfg = NodeConfig::new(id.as_str());
@@ -83,6 +83,10 @@ async fn start(size: usize, run_loop: bool) -> Vec<Running> {
             .unwrap_or_else(|e| panic!("node: {e}"));
         let mut cluster = ClusterConfig::new(id.clone(), members.clone());
         cluster.coordinator.replica_timeout = Duration::from_secs(2);
+        // Few partitions: the loop comes round to each one quickly.
+        let mut ring = RingConfig::for_cluster_size(size);
+        ring.partitions = 16;
+        cluster.ring = Some(ring);
         let mut node = ClusterNode::new(kv.clone(), cluster, Arc::new(TcpConnector::default()))
             .unwrap_or_else(|e| panic!("cluster node: {e}"));
         let aae = Aae::new(
@@ -162,7 +166,7 @@ async fn rows(n: &Running) -> BTreeMap<Bytes, Object> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_exchange_over_grpc_converges_two_diverged_replicas() {
     tokio::time::timeout(BOUND, async {
-        let nodes = start(2, false).await;
+        let nodes = start(2, false, aae_config()).await;
         for i in 0..30 {
             put_local(&nodes[0], &format!("a{i}"), "from a").await;
         }
@@ -207,7 +211,7 @@ async fn one_exchange_over_grpc_converges_two_diverged_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_loop_repairs_and_reports_status() {
     tokio::time::timeout(BOUND, async {
-        let nodes = start(2, true).await;
+        let nodes = start(2, true, aae_config()).await;
         for i in 0..10 {
             put_local(&nodes[1], &format!("k{i}"), "v").await;
         }
@@ -229,6 +233,66 @@ async fn the_background_loop_repairs_and_reports_status() {
             nodes[0].aae.sync().map(|(_, m)| m.len()).unwrap_or(0)
         );
         assert!(status.partitions.iter().all(|p| p.peer == nodes[1].id));
+        shutdown(nodes).await;
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test exceeded {BOUND:?}"));
+}
+
+/// Polls `f` every 20 ms until it holds, for at most 10 s.
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_reaps_a_tombstone_every_replica_holds_and_it_stays_gone() {
+    tokio::time::timeout(BOUND, async {
+        let cfg = AaeConfig {
+            tombstone_grace: Some(Duration::ZERO),
+            reap_scan_every: Duration::from_millis(1),
+            ..aae_config()
+        };
+        let nodes = start(2, true, cfg).await;
+        put_local(&nodes[0], "gone", "v").await;
+        put_local(&nodes[0], "kept", "v").await;
+        let has = |i: usize, key: &'static str| {
+            let n = &nodes[i];
+            async move { rows(n).await.contains_key(&Bytes::from(key)) }
+        };
+        eventually("the loop copies both keys", || async {
+            has(1, "gone").await && has(1, "kept").await
+        })
+        .await;
+        nodes[0]
+            .aae
+            .node()
+            .delete(Bytes::from("gone"), Bytes::new(), Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        eventually("the tombstone is reaped everywhere", || async {
+            !has(0, "gone").await && !has(1, "gone").await
+        })
+        .await;
+        for n in &nodes {
+            // At least once: a replica can take the tombstone back from one not yet reaped
+            // (harmless) and reap it again.
+            assert!(n.aae.status().tombstones_reaped >= 1, "{}", n.id);
+        }
+        // More rounds change nothing: the key does not come back, the live one stays.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for i in 0..2 {
+            assert!(!has(i, "gone").await && has(i, "kept").await);
+        }
         shutdown(nodes).await;
     })
     .await
