@@ -116,3 +116,76 @@ async fn kv_stubs_and_the_router_reach_a_kv_node() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn kv_admin_stubs_talk_to_a_cluster_node() {
+    use ringkit_clients::pb::kv::cluster::v1 as admin;
+    use ringkit_kv::cluster::assemble::ClusterNodeConfig;
+    use ringkit_kv::cluster::channels::TcpConnector;
+    use ringkit_kv::cluster::config::ClusterConfig;
+    use ringkit_kv::cluster::node::ClusterNode;
+    use ringkit_kv::cluster::topology::Member;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut config = ClusterNodeConfig::new(ClusterConfig::new(
+        "n1",
+        vec![Member::new("n1", addr.clone())],
+    ));
+    config.node.maintenance.tombstone_grace = None;
+    let node = ClusterNode::start(
+        config,
+        ringkit_kv::storage::MemStorage::new(ringkit_kv::model::ActorId(1)),
+        Arc::new(ringkit_kv::clock::SystemClock),
+        Arc::new(TcpConnector::default()),
+        None::<tokio::net::UdpSocket>,
+    )
+    .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(node.serve_listener(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = admin::kv_admin_client::KvAdminClient::new(connect(&addr).await.unwrap());
+    let ring = client
+        .ring(admin::RingRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((ring.claimant.as_str(), ring.nodes.len()), ("n1", 1));
+    assert_eq!(ring.nodes[0].owned, ring.partitions);
+    let members = client
+        .members(admin::MembersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(members.members.len(), 1);
+    let owners = client
+        .partition_owners(admin::PartitionOwnersRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(owners.partitions[0].replicas, vec!["n1".to_string()]);
+    // Bad requests are INVALID_ARGUMENT with a reason.
+    let last = client
+        .leave(admin::LeaveRequest {
+            node_id: "n1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(last.code(), tonic::Code::InvalidArgument);
+    assert!(last.message().contains("last member"), "{}", last.message());
+    let unknown = client
+        .remove(admin::RemoveRequest {
+            node_id: "zz".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
