@@ -9,7 +9,9 @@ use bytes::Bytes;
 use super::*;
 use crate::cluster::aae::tracked::TrackedStorage;
 use crate::model::{ActorId, LocalWrite, Timestamp, WriteMode, key_hash};
-use crate::storage::{MemStorage, StorageExt, WriteOp, WriteRequest};
+use crate::storage::{
+    Durability, MemStorage, SqliteConfig, SqliteStorage, Storage, StorageExt, WriteOp, WriteRequest,
+};
 
 fn shape() -> TreeShape {
     TreeShape {
@@ -39,7 +41,7 @@ fn request(ops: Vec<WriteOp>) -> WriteRequest {
 }
 
 /// Checks every node of partition `p`'s tree against the store.
-fn assert_matches_store(trees: &AaeTrees, store: &MemStorage, count: u32, p: u32) {
+async fn assert_matches_store<S: Storage>(trees: &AaeTrees, store: &S, count: u32, p: u32) {
     let nodes: Vec<(HashRange, RangeSummary)> = trees
         .with_tree(count, p, |t| {
             (0..=t.shape().depth)
@@ -53,7 +55,8 @@ fn assert_matches_store(trees: &AaeTrees, store: &MemStorage, count: u32, p: u32
     for (range, summary) in nodes {
         let r = range.clone();
         let stored = store
-            .read_blocking(move |v| v.summarize(&r))
+            .read(move |v| v.summarize(&r))
+            .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(summary, stored, "node over {range:?}");
     }
@@ -78,7 +81,7 @@ async fn writes_mark_leaves_and_refresh_brings_the_tree_back_to_the_store() {
             .refresh(&tracked, p, &budget)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_matches_store(&trees, &store, 2, p);
+        assert_matches_store(&trees, &store, 2, p).await;
     }
     assert_eq!(trees.dirty_leaves(), 0);
 
@@ -94,7 +97,7 @@ async fn writes_mark_leaves_and_refresh_brings_the_tree_back_to_the_store() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(read >= 1);
-    assert_matches_store(&trees, &store, 2, p);
+    assert_matches_store(&trees, &store, 2, p).await;
 }
 
 #[tokio::test]
@@ -121,7 +124,7 @@ async fn a_write_around_the_tracker_is_only_seen_after_a_full_rebuild() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(root(&trees).rows, 1);
-    assert_matches_store(&trees, &store, 1, 0);
+    assert_matches_store(&trees, &store, 1, 0).await;
 }
 
 #[test]
@@ -143,4 +146,62 @@ fn retain_follows_the_ring() {
     assert!(trees.retain(12, &BTreeSet::new()).is_err());
     assert_eq!(partition_of(1, u64::MAX), 0);
     assert_eq!(partition_of(4, u64::MAX), 3);
+}
+
+/// Writes race refreshes; once the writes stop, one more refresh must leave every node equal
+/// to the store: no write slipped between a leaf's refresh and its mark.
+async fn no_write_is_missed_under_concurrent_refreshes<S: Storage>(store: S) {
+    let trees = Arc::new(AaeTrees::new(shape()).unwrap_or_else(|e| panic!("{e}")));
+    trees
+        .retain(4, &BTreeSet::from([0, 1, 2, 3]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tracked = Arc::new(TrackedStorage::new(store, Arc::clone(&trees)));
+    let writer = {
+        let tracked = Arc::clone(&tracked);
+        tokio::spawn(async move {
+            for round in 0..40 {
+                let ops = (0..25)
+                    .map(|i| put(&format!("k{}", (round * 7 + i) % 300), &format!("r{round}")))
+                    .collect();
+                tracked
+                    .write(request(ops))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let budget = IoBudget::new(0, 0);
+    while !writer.is_finished() {
+        for p in 0..4 {
+            trees
+                .refresh(tracked.as_ref(), p, &budget)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap_or_else(|e| panic!("{e}"));
+    for p in 0..4 {
+        trees
+            .refresh(tracked.as_ref(), p, &budget)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_matches_store(&trees, tracked.as_ref(), 4, p).await;
+    }
+    tracked.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_write_is_missed_in_memory() {
+    no_write_is_missed_under_concurrent_refreshes(MemStorage::new(ActorId(1))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_write_is_missed_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = SqliteConfig::new(dir.path(), "aae-test");
+    cfg.durability = Durability::Normal;
+    let store = SqliteStorage::open(cfg).unwrap_or_else(|e| panic!("{e}"));
+    no_write_is_missed_under_concurrent_refreshes(store).await;
 }
