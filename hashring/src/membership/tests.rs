@@ -18,6 +18,8 @@ struct Cluster {
     nodes: Vec<Option<Membership>>,
     in_flight: VecDeque<Transmit>,
     events: Vec<(Duration, usize, MemberEvent)>,
+    /// Side of a network partition per node (datagrams between sides are lost); empty: none.
+    sides: Vec<u8>,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -51,6 +53,7 @@ impl Cluster {
             nodes: Vec::new(),
             in_flight: VecDeque::new(),
             events: Vec::new(),
+            sides: Vec::new(),
         };
         for i in 0..n {
             c.nodes.push(Some(member(i, 1)));
@@ -90,7 +93,11 @@ impl Cluster {
             if let Some(m) = slot {
                 let _ = m.handle_timeout(now);
                 while let Some(t) = m.poll_transmit() {
-                    self.in_flight.push_back(t);
+                    let to = usize::from(t.to.port() - 7000);
+                    let cut = !self.sides.is_empty() && self.sides.get(i) != self.sides.get(to);
+                    if !cut {
+                        self.in_flight.push_back(t);
+                    }
                 }
                 while let Some(e) = m.poll_event() {
                     self.events.push((now, i, e));
@@ -265,6 +272,7 @@ fn an_isolated_member_keeps_asking_its_seeds() {
         nodes: vec![None, Some(member(1, 1))],
         in_flight: VecDeque::new(),
         events: Vec::new(),
+        sides: Vec::new(),
     };
     c.node(1).join([addr(0), addr(1)], Duration::ZERO).unwrap();
     c.run_for(Duration::from_secs(3));
@@ -285,4 +293,23 @@ fn a_member_can_introduce_itself_to_an_outsider() {
     c.run_until(Duration::from_secs(3), |c| {
         (0..4).all(|i| c.live(i).len() == 4)
     });
+}
+
+#[test]
+fn a_partition_heals_into_one_cluster() {
+    let mut c = Cluster::converged(4);
+    // {n0, n1} | {n2, n3}: each side declares the other down.
+    c.sides = vec![0, 0, 1, 1];
+    let small = |c: &Cluster, i: usize| c.live(i).len() == 2;
+    c.run_until(Duration::from_secs(10), |c| (0..4).all(|i| small(c, i)));
+    assert!(c.live(0).contains(&name(1)) && c.live(2).contains(&name(3)));
+    // Heal: the periodic join requests to down members bring both sides back together.
+    c.sides.clear();
+    let took = c.run_until(Duration::from_secs(20), |c| {
+        (0..4).all(|i| c.live(i).len() == 4)
+    });
+    assert!(
+        took <= MembershipConfig::default().announce_down_every * 3,
+        "healing took {took:?}"
+    );
 }
