@@ -135,6 +135,11 @@ fn config(n: usize) -> AaeConfig {
 
 impl Cluster {
     fn new(size: usize, n: usize, partitions: u32) -> Self {
+        Self::with_config(size, partitions, config(n))
+    }
+
+    fn with_config(size: usize, partitions: u32, cfg: AaeConfig) -> Self {
+        let n = cfg.n;
         let ids: Vec<NodeId> = (0..size).map(|i| NodeId::from(format!("n{i}"))).collect();
         let members = ids
             .iter()
@@ -147,7 +152,7 @@ impl Cluster {
         let (live_tx, live_rx) = watch::channel(Arc::new(ids.iter().cloned().collect()));
         let mesh = Mesh::default();
         for (i, id) in ids.iter().enumerate() {
-            let cfg = config(n);
+            let cfg = cfg.clone();
             let trees = Arc::new(AaeTrees::new(cfg.shape).unwrap_or_else(|e| panic!("{e}")));
             let store = TrackedStorage::new(MemStorage::new(ActorId(i as u64 + 1)), trees);
             let mut node_cfg = NodeConfig::new(id.to_string());
@@ -452,6 +457,40 @@ async fn malformed_peer_requests_are_invalid_argument() {
         let inverted = rows(10..=0, 5);
         assert_eq!(code(a.rows(inverted).await), invalid, "inverted range");
         assert!(a.rows(rows(0..=u64::MAX, 5)).await.is_ok());
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test exceeded {BOUND:?}"));
+}
+
+#[tokio::test]
+async fn a_large_divergence_is_repaired_in_bounded_exchanges() {
+    tokio::time::timeout(BOUND, async {
+        let cfg = AaeConfig {
+            max_rows_per_exchange: 20,
+            // 256 leaves: four listings of 64 adjacent leaves a partition.
+            shape: TreeShape {
+                fan_out: 16,
+                depth: 2,
+            },
+            ..config(2)
+        };
+        let c = Cluster::with_config(2, 2, cfg);
+        let a = c.node(0);
+        for i in 0..200 {
+            put(&a, &format!("k{i}"), "v").await;
+        }
+        let mut rounds = Vec::new();
+        loop {
+            let repaired = c.exchange_all(0, 1).await;
+            if repaired == 0 {
+                break;
+            }
+            rounds.push(repaired);
+            assert!(rounds.len() < 50, "no progress: {rounds:?}");
+        }
+        assert!(rounds.len() > 1, "the row cap split the work: {rounds:?}");
+        assert_eq!(rounds.iter().sum::<u64>(), 200);
+        assert_eq!(c.rows(0).await, c.rows(1).await);
     })
     .await
     .unwrap_or_else(|_| panic!("test exceeded {BOUND:?}"));

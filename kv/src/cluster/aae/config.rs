@@ -20,8 +20,11 @@ pub struct AaeConfig {
     pub rows_per_sec: u64,
     /// Rows that may be read at once after an idle period.
     pub burst_rows: u64,
-    /// Most differing leaves repaired by one exchange (the rest wait for the next one).
+    /// Most differing leaves one exchange finds (the rest wait for the next one).
     pub max_leaves_per_exchange: usize,
+    /// An exchange stops listing further leaves once it has listed this many rows (both sides;
+    /// checked between listings, so one listing of up to 64 adjacent leaves may overshoot).
+    pub max_rows_per_exchange: u64,
     /// Rows a page when listing a leaf (local reads and the peer's `Rows`).
     pub page_rows: usize,
     /// Keys a `Read`/`Merge` call carries during repair.
@@ -48,7 +51,8 @@ impl Default for AaeConfig {
             shape: TreeShape::default(),
             rows_per_sec: 20_000,
             burst_rows: 2_000,
-            max_leaves_per_exchange: 64,
+            max_leaves_per_exchange: 1024,
+            max_rows_per_exchange: 20_000,
             page_rows: 500,
             repair_batch: 256,
             rpc_timeout: Duration::from_secs(10),

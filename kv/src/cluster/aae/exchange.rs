@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use super::tree::MerkleTree;
+use crate::model::HashRange;
 use crate::storage::{RangeSummary, RowEntry};
 
 /// What the descent needs next.
@@ -96,6 +97,25 @@ impl TreeDescent {
             nodes: self.pending.clone(),
         })
     }
+}
+
+/// Joins hash ranges that touch (one ends where the next starts) into runs of at most
+/// `max_run` inputs, so the rows of adjacent differing leaves are listed with one call instead
+/// of one call a leaf. Input ranges must be ascending and disjoint, as a tree's leaves are.
+pub fn coalesce(ranges: &[HashRange], max_run: usize) -> Vec<HashRange> {
+    let mut out: Vec<(HashRange, usize)> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some((last, n))
+                if *n < max_run.max(1) && last.end().checked_add(1) == Some(*r.start()) =>
+            {
+                *last = *last.start()..=*r.end();
+                *n += 1;
+            }
+            _ => out.push((r.clone(), 1)),
+        }
+    }
+    out.into_iter().map(|(r, _)| r).collect()
 }
 
 /// A row as the comparison sees it: position, key and digest (no value).

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::cluster::aae::tree::{MerkleTree, TreeShape};
+use crate::model::HashRange;
 use crate::model::{
     ActorId, Dot, Object, Sibling, Timestamp, VersionVector, encode_object, key_hash, row_digest,
 };
@@ -266,4 +267,12 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&a, &b);
         proptest::prop_assert_eq!(exchange(&mut a, &mut b), 0);
     }
+}
+
+#[test]
+fn touching_ranges_coalesce_into_bounded_runs() {
+    let ranges = vec![0..=9, 10..=19, 20..=29, 40..=49, 50..=u64::MAX];
+    assert_eq!(coalesce(&ranges, 8), vec![0..=29, 40..=u64::MAX]);
+    assert_eq!(coalesce(&ranges, 2), vec![0..=19, 20..=29, 40..=u64::MAX]);
+    assert_eq!(coalesce(&[], 4), Vec::<HashRange>::new());
 }

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use ringkit_hashring::NodeId;
 
-use super::exchange::{DescentStep, RowDiff, RowDigest, TreeDescent, diff_rows};
+use super::exchange::{DescentStep, RowDiff, RowDigest, TreeDescent, coalesce, diff_rows};
 use super::node::Aae;
 use super::remote::{AaePeers, RowsQuery, TreeQuery};
 use crate::cluster::peers::ReplicaPeers;
@@ -30,6 +30,9 @@ pub struct ExchangeReport {
     /// Rows listed (both sides).
     pub rows_listed: u64,
 }
+
+/// Most adjacent leaves listed as one range (bounds the rows one listing holds).
+const LEAVES_PER_LISTING: usize = 64;
 
 /// The local objects of keys only this side holds.
 type LocalRows = HashMap<Bytes, Object>;
@@ -64,15 +67,17 @@ impl<S: Storage> Aae<S> {
         let mut diff = RowDiff::default();
         let mut local = LocalRows::new();
         let mut remote_digests = HashMap::new();
-        for leaf in leaves {
-            let Some(range) = self
-                .trees()
-                .with_tree(count, partition, |t| t.leaf_range(leaf))
-                .flatten()
-            else {
-                continue;
-            };
-            let (ours, theirs) = self.list_leaf(remote, peer, range).await?;
+        let leaf_ranges: Vec<HashRange> = self
+            .trees()
+            .with_tree(count, partition, |t| {
+                leaves.iter().filter_map(|&l| t.leaf_range(l)).collect()
+            })
+            .unwrap_or_default();
+        for range in coalesce(&leaf_ranges, LEAVES_PER_LISTING) {
+            if report.rows_listed >= self.config().max_rows_per_exchange {
+                break;
+            }
+            let (ours, theirs) = self.list_range(remote, peer, range).await?;
             report.rows_listed += (ours.len() + theirs.len()) as u64;
             let ours_digests: Vec<RowDigest> = ours.iter().map(|(d, _)| d.clone()).collect();
             let d = diff_rows(&ours_digests, &theirs);
@@ -137,7 +142,7 @@ impl<S: Storage> Aae<S> {
     }
 
     /// Every row of `range` on both sides: ours with objects, theirs as digests.
-    async fn list_leaf(
+    async fn list_range(
         &self,
         remote: &dyn AaePeers,
         peer: &NodeId,
