@@ -24,10 +24,10 @@ pub struct GossipConfig {
     pub incarnation: u64,
     /// Gossip addresses to join through (any live member will do; ours is skipped).
     pub seeds: Vec<SocketAddr>,
-    /// Nodes reported live before gossip has heard from anyone (the configured members), so
+    /// Nodes reported live until gossip has its own view of them (the configured members), so
     /// that requests are not refused during the first probe rounds.
     pub assume_live: Vec<NodeId>,
-    /// How long `assume_live` holds if gossip never connects (then only what gossip knows).
+    /// How long `assume_live` holds at most (then only what gossip knows counts).
     pub assume_live_for: Duration,
     /// SWIM timings; the defaults detect a failure within 2 s.
     pub swim: MembershipConfig,

@@ -189,7 +189,7 @@ struct Driver<S> {
     swim: Membership,
     socket: Arc<S>,
     start: Instant,
-    /// Reported live until gossip connects or `assume_until` passes; emptied then.
+    /// Reported live until gossip knows them (in any state) or `assume_until` passes.
     assumed: BTreeSet<NodeId>,
     assume_until: Instant,
     live_tx: watch::Sender<LiveSet>,
@@ -284,12 +284,18 @@ impl<S: DatagramSocket> Driver<S> {
                 MemberEvent::Rejoined { new } => {
                     tracing::warn!(%new, "gossip: we were declared down; rejoined");
                 }
-                MemberEvent::Connected => self.assumed.clear(),
+                MemberEvent::Connected => {}
                 MemberEvent::Isolated => tracing::warn!("gossip: no live member known"),
                 MemberEvent::RingEpoch(a) => {
                     self.ann_tx.send_replace(Some(a));
                 }
             }
+        }
+        let members = self.swim.members();
+        if !self.assumed.is_empty() {
+            // An assumed member stops being assumed once gossip has its own opinion of it.
+            self.assumed
+                .retain(|n| !members.iter().any(|m| &m.identity.node == n));
         }
         let live = with_assumed(self.swim.live_nodes(), &self.assumed);
         self.live_tx.send_if_modified(|cur| {
@@ -299,7 +305,6 @@ impl<S: DatagramSocket> Driver<S> {
             }
             changed
         });
-        let members = self.swim.members();
         self.members_tx.send_if_modified(|cur| {
             let changed = **cur != members;
             if changed {
