@@ -112,6 +112,7 @@ pub(crate) async fn start(
         TopologyConfig {
             announce_every: Duration::from_millis(500),
             rpc_timeout: Duration::from_secs(5),
+            ..TopologyConfig::default()
         },
     );
     let sync = topology.spawn_sync(node.shutdown_signal());

@@ -8,11 +8,13 @@
 //!   maps, spread epochs by gossip and pull announced ones).
 //! - `service`: [`KvAdminService`], the gRPC service.
 //! - `convert`: protobuf <-> core types.
+//! - `persist`: the map saved in the data directory, restored at start.
 
 mod claim;
 #[cfg(test)]
 mod claim_tests;
 pub mod convert;
+pub mod persist;
 mod service;
 #[cfg(test)]
 mod service_tests;

@@ -225,3 +225,52 @@ async fn changes_are_decided_here_one_at_a_time() {
     );
     assert!(map.borrow().member(&NodeId::from("c")).is_none());
 }
+
+#[tokio::test]
+async fn the_saved_map_is_restored_and_kept_current() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("cluster-map.json");
+    let (svc, map) = service(&["a", "b", "c"]);
+    drop(svc);
+    // A map two changes ahead of the bootstrap one, saved by an earlier life.
+    let base = map.borrow().clone();
+    let ahead = ClusterMap::new(
+        base.ring()
+            .with_members(base.ring().nodes().iter().cloned())
+            .and_then(|r| r.with_members(r.nodes().iter().cloned()))
+            .unwrap_or_else(|e| panic!("{e}")),
+        base.members().cloned().collect(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    super::persist::save(&path, &ahead).unwrap_or_else(|e| panic!("{e}"));
+    let (map_tx, map_rx) = watch::channel(Arc::clone(&base));
+    let (_live_tx, live_rx) = watch::channel(LiveSet::default());
+    let channels = Channels::new(Arc::new(TcpConnector::default()), map_rx);
+    let config = TopologyConfig {
+        state_file: Some(path.clone()),
+        ..TopologyConfig::default()
+    };
+    let local = base
+        .member(&NodeId::from("a"))
+        .cloned()
+        .unwrap_or_else(|| panic!("a"));
+    let topology = Topology::new(local, map_tx, live_rx, channels, None, config);
+    assert_eq!(topology.map().epoch(), ahead.epoch(), "restored at start");
+    // A change is saved.
+    let svc = KvAdminService::new(topology.clone());
+    svc.join(join("d", "d:50071", ""))
+        .await
+        .unwrap_or_else(|s| panic!("{s}"));
+    let want = topology.map().epoch();
+    for _ in 0..200 {
+        if super::persist::load(&path)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.epoch() == want)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the change was not saved to {}", path.display());
+}

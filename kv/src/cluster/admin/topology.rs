@@ -1,6 +1,7 @@
 //! [`Topology`]: this node's authority over the cluster map: applies ring changes when it is the
 //! decider, forwards them otherwise, installs newer maps and spreads their epoch by gossip.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tonic::Request;
 
 use super::claim::{Applied, RingChange, apply, decider};
 use super::convert::{map_from_message, map_to_message};
+use super::persist::{self, MapFile};
 use crate::cluster::channels::Channels;
 use crate::cluster::gossip::GossipHandle;
 use crate::cluster::pb;
@@ -27,6 +29,9 @@ pub struct TopologyConfig {
     pub announce_every: Duration,
     /// Deadline of one admin call to another node (forwarding, pulling a map).
     pub rpc_timeout: Duration,
+    /// Where the map is saved after every change and read back at start (a file in the data
+    /// directory); `None` keeps it in memory only (a restart starts from the bootstrap map).
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for TopologyConfig {
@@ -34,6 +39,7 @@ impl Default for TopologyConfig {
         Self {
             announce_every: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(5),
+            state_file: None,
         }
     }
 }
@@ -58,6 +64,8 @@ struct Inner {
     started: tokio::time::Instant,
     /// Set once a peer's announcement or map has been seen (or there is no gossip to wait for).
     synced: AtomicBool,
+    /// The saved copy of the map, when configured.
+    file: Option<Arc<MapFile>>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -81,6 +89,26 @@ impl Topology {
         config: TopologyConfig,
     ) -> Self {
         let no_gossip = gossip.is_none();
+        let file = config.state_file.clone().map(|p| Arc::new(MapFile::new(p)));
+        if let Some(f) = &file {
+            // A saved map newer than the bootstrap one is where this node left off.
+            match persist::load(f.path()) {
+                Ok(Some(saved)) => {
+                    let epoch = saved.epoch();
+                    if map.send_if_modified(|cur| {
+                        let newer = epoch > cur.epoch();
+                        if newer {
+                            *cur = Arc::new(saved);
+                        }
+                        newer
+                    }) {
+                        tracing::info!(epoch, path = %f.path().display(), "restored the saved cluster map");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "ignoring the saved cluster map"),
+            }
+        }
         let inner = Inner {
             local,
             map,
@@ -91,6 +119,7 @@ impl Topology {
             deciding: Mutex::new(()),
             started: tokio::time::Instant::now(),
             synced: AtomicBool::new(no_gossip),
+            file,
         };
         Self {
             inner: Arc::new(inner),
@@ -217,6 +246,7 @@ impl Topology {
             newer
         });
         if installed {
+            self.save();
             self.announce(epoch);
             if let (Some(gossip), false) = (&self.inner.gossip, strangers.is_empty()) {
                 let gossip = Arc::clone(gossip);
@@ -224,6 +254,18 @@ impl Topology {
             }
         }
         installed
+    }
+
+    /// Saves the current map in the background (newest wins), when a state file is set.
+    fn save(&self) {
+        if let Some(file) = &self.inner.file {
+            let (file, map) = (Arc::clone(file), self.map());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = file.save_if_newer(&map) {
+                    tracing::warn!(error = %e, path = %file.path().display(), "could not save the cluster map");
+                }
+            });
+        }
     }
 
     /// Pulls the map from the node serving gRPC at `grpc_addr` and installs it if newer.
