@@ -7,7 +7,7 @@
 //! the resulting object is merged into the other targets in parallel; a read asks the replicas
 //! in parallel and answers at R. The rest of the fan-out (remaining sends, stand-ins, hints for
 //! unreached primaries, read repair) finishes in a background task, see
-//! [`fanout`](super::fanout).
+//! `cluster/fanout.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
