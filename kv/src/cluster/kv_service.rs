@@ -55,6 +55,15 @@ impl<S: Storage> ClusterKvService<S> {
             .max_encoding_message_size(super::MAX_MESSAGE_BYTES))
     }
 
+    /// A forwarded request with a deadline: the receiver may itself wait up to one replica
+    /// timeout for its quorum (and a stand-in's), so allow three before giving up on it (a
+    /// frozen receiver must not hold the client forever).
+    fn forwarded<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        req.set_timeout(self.coordinator.config().replica_timeout * 3);
+        req
+    }
+
     /// A put, coordinated here or forwarded.
     async fn put_pb(&self, r: pb::PutRequest) -> Result<pb::PutResponse, Status> {
         let q = convert::quorum(r.quorum)?;
@@ -65,7 +74,11 @@ impl<S: Storage> ClusterKvService<S> {
             }
             Route::Forward(to) => {
                 metrics::counter!("kv_forwarded_total", "op" => "put").increment(1);
-                Ok(self.peer(&to)?.forward_put(r).await?.into_inner())
+                Ok(self
+                    .peer(&to)?
+                    .forward_put(self.forwarded(r))
+                    .await?
+                    .into_inner())
             }
         }
     }
@@ -80,7 +93,11 @@ impl<S: Storage> ClusterKvService<S> {
             }
             Route::Forward(to) => {
                 metrics::counter!("kv_forwarded_total", "op" => "get").increment(1);
-                Ok(self.peer(&to)?.forward_get(r).await?.into_inner())
+                Ok(self
+                    .peer(&to)?
+                    .forward_get(self.forwarded(r))
+                    .await?
+                    .into_inner())
             }
         }
     }
@@ -155,7 +172,7 @@ impl<S: Storage> pb::kv_server::Kv for ClusterKvService<S> {
             }
             Route::Forward(to) => {
                 metrics::counter!("kv_forwarded_total", "op" => "delete").increment(1);
-                Ok(self.peer(&to)?.forward_delete(r).await?)
+                Ok(self.peer(&to)?.forward_delete(self.forwarded(r)).await?)
             }
         }
     }
