@@ -257,3 +257,17 @@ fn completions_reported_together_make_one_epoch() {
         Some(Applied::Unchanged)
     );
 }
+
+#[test]
+fn a_leaving_claimant_hands_the_role_to_the_next_member() {
+    let map = cluster(&["a", "b", "c", "d"]);
+    let up = live(&["a", "b", "c", "d"]);
+    let leaving = changed(apply(&map, &RingChange::Leave(id("a")), &up));
+    // "a" is off the ring at once: its completions already go to the new claimant.
+    assert_eq!(claimant(&leaving), &id("b"));
+    let done = RingChange::Complete(Vec::new());
+    assert_eq!(decider(&leaving, &done, &up), id("b"));
+    let after = complete_all(leaving, &up);
+    assert_eq!(claimant(&after), &id("b"));
+    assert!(after.member(&id("a")).is_none());
+}
