@@ -119,8 +119,9 @@ impl Membership {
     ) -> Result<(), HashRingError> {
         self.advance(now);
         let own = self.identity().gossip_addr;
-        self.seeds = seeds.into_iter().filter(|s| *s != own).collect();
-        self.seeds.dedup();
+        let unique: std::collections::BTreeSet<SocketAddr> =
+            seeds.into_iter().filter(|s| *s != own).collect();
+        self.seeds = unique.into_iter().collect();
         self.announce_to_seeds()
     }
 

@@ -132,7 +132,10 @@ fn leave(map: &ClusterMap, id: &NodeId) -> Result<Applied, KvError> {
 }
 
 fn remove(map: &ClusterMap, id: &NodeId, live: &BTreeSet<NodeId>) -> Result<Applied, KvError> {
-    if map.ring().node(id).is_none() {
+    let on_ring = map.ring().node(id).is_some();
+    // A departing node that died while handing off is removable too (else its unfinished
+    // transfers would block every later change).
+    if !on_ring && map.member(id).is_none() {
         return Err(unknown(id));
     }
     if live.contains(id) {
@@ -141,10 +144,15 @@ fn remove(map: &ClusterMap, id: &NodeId, live: &BTreeSet<NodeId>) -> Result<Appl
              node that is only restarting keeps its data and is covered by hinted handoff)"
         )));
     }
-    if map.ring().nodes().len() == 1 {
+    if on_ring && map.ring().nodes().len() == 1 {
         return Err(KvError::InvalidArgument(format!("{id} is the last member")));
     }
-    let ring = map.ring().without_node(id).map_err(invalid)?;
+    let ring = if on_ring {
+        map.ring().without_node(id)
+    } else {
+        map.ring().with_members(map.ring().nodes().iter().cloned())
+    }
+    .map_err(invalid)?;
     let members = map.members().filter(|m| &m.id != id).cloned().collect();
     rebuild(map, ring, members, Some(id))
 }
@@ -180,18 +188,29 @@ fn rebuild(
     members: Vec<Member>,
     dead: Option<&NodeId>,
 ) -> Result<Applied, KvError> {
-    // Transfers still running (only possible on `remove`) continue unless they involve the dead.
+    // Transfers still running (only possible on `remove`) continue; one whose source is the dead
+    // node is taken over by the partition's other current replicas (their union), and one to the
+    // dead node is dropped (its slot moves again below).
     let mut pending: BTreeMap<PartitionId, Vec<PendingTransfer>> = BTreeMap::new();
     for (p, list) in map.pending() {
-        let keep: Vec<PendingTransfer> = list
-            .iter()
-            .filter(|t| Some(&t.from) != dead && Some(&t.to) != dead)
-            .cloned()
-            .collect();
-        if !keep.is_empty() {
-            pending.insert(*p, keep);
+        for t in list.iter().filter(|t| Some(&t.to) != dead) {
+            let from = if Some(&t.from) == dead {
+                sources(map.ring(), *p, &t.to, dead)
+            } else {
+                vec![t.from.clone()]
+            };
+            let kept = pending.entry(*p).or_default();
+            for from in from {
+                if !kept.iter().any(|k| k.from == from && k.to == t.to) {
+                    kept.push(PendingTransfer {
+                        from,
+                        to: t.to.clone(),
+                    });
+                }
+            }
         }
     }
+    pending.retain(|_, l| !l.is_empty());
     let diff = map.ring().diff(&ring);
     for m in diff.moves().iter().filter(|m| m.to_needs_data) {
         let Some(to) = &m.to else { continue };

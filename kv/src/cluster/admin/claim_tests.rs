@@ -271,3 +271,64 @@ fn a_leaving_claimant_hands_the_role_to_the_next_member() {
     assert_eq!(claimant(&after), &id("b"));
     assert!(after.member(&id("a")).is_none());
 }
+
+#[test]
+fn a_departing_node_that_dies_mid_hand_off_can_be_removed() {
+    let map = cluster(&["a", "b", "c", "d"]);
+    let leaving = changed(apply(
+        &map,
+        &RingChange::Leave(id("d")),
+        &live(&["a", "b", "c", "d"]),
+    ));
+    assert!(leaving.member(&id("d")).is_some() && leaving.ring().node(&id("d")).is_none());
+    // d is killed for good before it finished: removing it unblocks the ring.
+    let up = live(&["a", "b", "c"]);
+    let removed = changed(apply(&leaving, &RingChange::Remove(id("d")), &up));
+    assert!(removed.member(&id("d")).is_none());
+    let transfers: Vec<_> = removed.pending().values().flatten().collect();
+    assert!(
+        !transfers.is_empty(),
+        "d's unfinished transfers are taken over"
+    );
+    assert!(
+        transfers
+            .iter()
+            .all(|t| t.from != id("d") && t.to != id("d") && t.from != t.to)
+    );
+    let done = complete_all(removed, &up);
+    assert!(matches!(
+        apply(&done, &RingChange::Join(member("e")), &up),
+        Ok(Applied::Changed(_))
+    ));
+}
+
+#[test]
+fn a_dead_source_of_a_join_is_replaced_by_the_other_replicas() {
+    let map = cluster(&["a", "b", "c", "d"]);
+    let all = live(&["a", "b", "c", "d", "e"]);
+    let joined = changed(apply(&map, &RingChange::Join(member("e")), &all));
+    let from_c = joined
+        .pending()
+        .iter()
+        .find_map(|(p, l)| l.iter().any(|t| t.from == id("c")).then_some(*p));
+    let Some(p) = from_c else {
+        panic!("c is a source of some transfer to e")
+    };
+    let up = live(&["a", "b", "d", "e"]);
+    let removed = changed(apply(&joined, &RingChange::Remove(id("c")), &up));
+    let to_e: Vec<NodeId> = removed
+        .pending()
+        .get(&p)
+        .map(|l| {
+            l.iter()
+                .filter(|t| t.to == id("e"))
+                .map(|t| t.from.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !to_e.is_empty(),
+        "e still receives {p}, now from the other replicas"
+    );
+    assert!(!to_e.contains(&id("c")));
+}
