@@ -49,6 +49,7 @@ enum Due {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Membership {
+    /// The SWIM protocol itself.
     foca: Swim,
     /// Collects foca's outputs during one call; drained into the queues below right after.
     runtime: AccumulatingRuntime<MemberIdentity>,
@@ -56,6 +57,7 @@ pub struct Membership {
     announcements: EpochHandler,
     /// Pending deadlines, in time order (the sequence number keeps equal times in order).
     timers: BTreeMap<(Duration, u64), Due>,
+    /// Tie-breaker for timers due at the same instant (insertion order).
     seq: u64,
     /// The latest time seen; timers foca schedules count from it.
     now: Duration,
@@ -63,8 +65,11 @@ pub struct Membership {
     seeds: Vec<SocketAddr>,
     /// Whether foca knows at least one live member.
     connected: bool,
+    /// Pause between join requests to the seeds while isolated.
     rejoin_every: Duration,
+    /// Datagrams waiting for the driver.
     outbox: VecDeque<Transmit>,
+    /// Events waiting for the driver.
     events: VecDeque<MemberEvent>,
 }
 

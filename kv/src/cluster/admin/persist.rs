@@ -55,6 +55,7 @@ pub fn save(path: &Path, map: &ClusterMap) -> Result<(), KvError> {
 /// newer one.
 #[derive(Debug)]
 pub(crate) struct MapFile {
+    /// The JSON file (its `.tmp` sibling is the write in progress).
     path: PathBuf,
     /// Epoch of the map on disk.
     saved: Mutex<u64>,

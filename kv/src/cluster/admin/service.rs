@@ -23,8 +23,11 @@ pub type AaeSource = Arc<dyn Fn() -> Option<pb::AaeStatusResponse> + Send + Sync
 /// The `KvAdmin` service of one node.
 #[derive(Clone)]
 pub struct KvAdminService {
+    /// The map authority: views of the ring, and where changes are decided or forwarded.
     topology: Topology,
+    /// The node's hint backlog, when handoff runs.
     handoffs: Option<HandoffSource>,
+    /// The node's anti-entropy status, when it runs.
     aae: Option<AaeSource>,
 }
 

@@ -47,15 +47,23 @@ impl Default for TopologyConfig {
 /// The map authority of one node. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct Topology {
+    /// Shared by every clone (the service, the sync task, the transfer task).
     inner: Arc<Inner>,
 }
 
+/// The state behind a [`Topology`].
 struct Inner {
+    /// This node's entry (id and addresses), as it announces itself.
     local: Member,
+    /// The node's map channel: what every request reads; only `install` sends on it.
     map: watch::Sender<Arc<ClusterMap>>,
+    /// Gossip's view of who is up: `remove` and the dead-claimant rule read it.
     live: watch::Receiver<LiveSet>,
+    /// Connections to members (forwarding to the claimant, pulling maps).
     channels: Channels,
+    /// Spreads epochs and introduces this node to new members; `None` in gossip-less setups.
     gossip: Option<Arc<GossipHandle>>,
+    /// Timings and the state file.
     config: TopologyConfig,
     /// Serialises decisions: one change at a time on top of the current map.
     deciding: Mutex<()>,
@@ -412,10 +420,15 @@ impl Topology {
 /// Metadata marking a change forwarded by a member (so it is not forwarded again).
 pub(crate) const FORWARDED: &str = "x-ringkit-forwarded";
 
+/// A change as the request that forwards it to the claimant.
 enum Forward {
+    /// `KvAdmin/Join`.
     Join(pb::JoinRequest),
+    /// `KvAdmin/Leave`.
     Leave(pb::LeaveRequest),
+    /// `KvAdmin/Remove`.
     Remove(pb::RemoveRequest),
+    /// `KvAdmin/CompleteTransfer`.
     Complete(pb::CompleteTransferRequest),
 }
 

@@ -21,9 +21,13 @@ use crate::error::KvError;
 /// Receive buffer: larger than any datagram foca accepts, so oversize ones are seen (and refused).
 const RECV_BUFFER: usize = 65_536;
 
+/// What the handle asks of the driver task.
 enum Command {
+    /// Spread a ring version.
     Announce(RingAnnouncement),
+    /// Send join requests to these gossip addresses.
     Contact(Vec<SocketAddr>),
+    /// Say goodbye, then stop (the sender learns when the farewell is out).
     Leave(oneshot::Sender<()>),
 }
 
@@ -31,10 +35,15 @@ enum Command {
 /// [`leave`](Self::leave) says goodbye first.
 #[derive(Debug)]
 pub struct GossipHandle {
+    /// This node's identity at start.
     identity: MemberIdentity,
+    /// The live set the driver publishes.
     live: watch::Receiver<LiveSet>,
+    /// Every known member with its state, for the admin API.
     members: watch::Receiver<Arc<Vec<MemberStatus>>>,
+    /// The newest ring announcement heard.
     announcements: watch::Receiver<Option<RingAnnouncement>>,
+    /// To the driver task.
     commands: mpsc::Sender<Command>,
     /// The driver task; taken by the first `leave` or `shutdown`.
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -185,15 +194,23 @@ fn with_assumed(mut live: BTreeSet<NodeId>, assumed: &BTreeSet<NodeId>) -> BTree
     live
 }
 
+/// The task that owns the SWIM state machine and the socket.
 struct Driver<S> {
+    /// The sans-IO member.
     swim: Membership,
+    /// Where datagrams come and go.
     socket: Arc<S>,
+    /// Time zero of the member's clock (`now` is time since then).
     start: Instant,
     /// Reported live until gossip knows them (in any state) or `assume_until` passes.
     assumed: BTreeSet<NodeId>,
+    /// When `assumed` stops counting whatever gossip knows.
     assume_until: Instant,
+    /// Publishes the live set.
     live_tx: watch::Sender<LiveSet>,
+    /// Publishes the member states.
     members_tx: watch::Sender<Arc<Vec<MemberStatus>>>,
+    /// Publishes ring announcements that are news.
     ann_tx: watch::Sender<Option<RingAnnouncement>>,
 }
 

@@ -84,9 +84,13 @@ impl<S: Storage> PartitionSource for KvNode<S> {
 /// Everything a transfer job needs.
 #[derive(Clone)]
 struct Ctx {
+    /// The map (what to send) and the claimant (where completions go).
     topology: Topology,
+    /// This node's rows.
     source: Arc<dyn PartitionSource>,
+    /// Merges into and reads from the new holders.
     peers: Arc<dyn ReplicaPeers>,
+    /// Page size, pacing, parallelism.
     config: TransferConfig,
     /// Turns to stream (`max_parallel` of them).
     turns: Arc<tokio::sync::Semaphore>,
