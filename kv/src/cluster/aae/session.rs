@@ -13,7 +13,7 @@ use super::node::Aae;
 use super::remote::{AaePeers, RowsQuery, TreeQuery};
 use crate::cluster::peers::ReplicaPeers;
 use crate::error::KvError;
-use crate::model::{HashRange, Object, encode_object, row_digest};
+use crate::model::{HashRange, Object, encode_object, key_hash, row_digest};
 use crate::storage::{Applied, Storage, WriteOp};
 
 /// What one exchange did.
@@ -173,6 +173,14 @@ impl<S: Storage> Aae<S> {
             };
             let got = remote.rows(peer, q).await?;
             self.budget().charge(got.rows.len() as u64);
+            if let Some(bad) = got.rows.iter().find(|r| {
+                !range.contains(&r.digest.hash) || key_hash(&r.digest.key) != r.digest.hash
+            }) {
+                return Err(KvError::Internal(format!(
+                    "peer {peer} listed a row outside {range:?} or with a wrong hash (hash {})",
+                    bad.digest.hash
+                )));
+            }
             let next = got
                 .rows
                 .last()
