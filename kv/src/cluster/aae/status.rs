@@ -107,6 +107,11 @@ impl StatusBoard {
             ExchangeOutcome::Equal => b.exchanges += 1,
         }
         b.last.insert(status.partition, status);
+        // The least recently compared partition: how stale anti-entropy's coverage is.
+        if let Some(oldest) = b.last.values().map(|s| s.at).min() {
+            metrics::gauge!("kv_aae_oldest_exchange_timestamp_seconds")
+                .set(oldest.0 as f64 / 1000.0);
+        }
     }
 
     /// Records reaped tombstones.
