@@ -172,6 +172,8 @@ pub(crate) async fn run(channel: Channel, cmd: KvAdminCommand) -> Result<()> {
                 grpc_addr: grpc,
                 gossip_addr: gossip,
                 zone,
+                // Unknown from here; `kv-server --join` reports its store's size.
+                stored_rows: 0,
             };
             print_change(client.join(request).await?.into_inner())?;
         }

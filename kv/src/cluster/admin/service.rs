@@ -152,6 +152,20 @@ impl KvAdmin for KvAdminService {
         request: Request<pb::JoinRequest>,
     ) -> Result<Response<pb::ChangeResponse>, Status> {
         let member = convert::member_from_join(request.get_ref())?;
+        let rows = request.get_ref().stored_rows;
+        let known = self
+            .topology
+            .map()
+            .member(&member.id)
+            .is_some_and(|m| m.grpc_addr == member.grpc_addr);
+        if rows > 0 && !known {
+            return Err(KvError::RingChange(format!(
+                "{} already stores {rows} rows (an earlier life of a node?): a joining node must start \
+                 with an empty data directory, or keys deleted since could come back",
+                member.id
+            ))
+            .into());
+        }
         self.change(&request, RingChange::Join(member)).await
     }
 

@@ -47,6 +47,7 @@ fn join(id: &str, grpc: &str, gossip: &str) -> Request<pb::JoinRequest> {
         grpc_addr: grpc.into(),
         gossip_addr: gossip.into(),
         zone: String::new(),
+        stored_rows: 0,
     })
 }
 
@@ -273,4 +274,32 @@ async fn the_saved_map_is_restored_and_kept_current() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("the change was not saved to {}", path.display());
+}
+
+#[tokio::test]
+async fn a_newcomer_with_data_is_refused() {
+    let (svc, map) = service(&["a", "b", "c"]);
+    let mut request = join("d", "d:50071", "");
+    request.get_mut().stored_rows = 12;
+    let status = svc
+        .join(request)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a non-empty newcomer joined"));
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("empty data directory"),
+        "{}",
+        status.message()
+    );
+    assert!(map.borrow().member(&NodeId::from("d")).is_none());
+    // A member retrying its own join (it already holds its share) is not refused.
+    let mut retry = join("b", "b:50071", "");
+    retry.get_mut().stored_rows = 12;
+    let reply = svc
+        .join(retry)
+        .await
+        .unwrap_or_else(|s| panic!("{s}"))
+        .into_inner();
+    assert!(!reply.changed);
 }

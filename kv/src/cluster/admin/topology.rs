@@ -365,6 +365,20 @@ impl Topology {
     /// # Errors
     /// The seed is unreachable or refuses the join (the message says why).
     pub async fn join_through(&self, seed_grpc_addr: &str) -> Result<Arc<ClusterMap>, KvError> {
+        self.join_through_holding(seed_grpc_addr, 0).await
+    }
+
+    /// [`join_through`](Self::join_through), telling the cluster how many rows this node's
+    /// store already holds: a node that is not yet a member is refused unless it is empty
+    /// (rows from an earlier life could bring deleted keys back). Pass the store's row count.
+    ///
+    /// # Errors
+    /// As `join_through`; [`KvError::Peer`] with FAILED_PRECONDITION for a non-empty newcomer.
+    pub async fn join_through_holding(
+        &self,
+        seed_grpc_addr: &str,
+        stored_rows: u64,
+    ) -> Result<Arc<ClusterMap>, KvError> {
         let me = &self.inner.local;
         let mut client = KvAdminClient::new(self.inner.channels.to_addr(seed_grpc_addr)?);
         let request = pb::JoinRequest {
@@ -372,6 +386,7 @@ impl Topology {
             grpc_addr: me.grpc_addr.clone(),
             gossip_addr: me.gossip_addr.clone().unwrap_or_default(),
             zone: me.zone.clone().unwrap_or_default(),
+            stored_rows,
         };
         let reply = tokio::time::timeout(self.inner.config.rpc_timeout, client.join(request))
             .await
@@ -439,6 +454,8 @@ fn forward_request(change: &RingChange) -> Forward {
             grpc_addr: m.grpc_addr.clone(),
             gossip_addr: m.gossip_addr.clone().unwrap_or_default(),
             zone: m.zone.clone().unwrap_or_default(),
+            // Checked by the node that took the request; the claimant does not repeat it.
+            stored_rows: 0,
         }),
         RingChange::Leave(id) => Forward::Leave(pb::LeaveRequest {
             node_id: id.to_string(),
