@@ -219,7 +219,7 @@ async fn bad_quorums_and_bad_peer_input_are_invalid_argument() {
             .unwrap_or_else(|| panic!("N=4 on 3 nodes must fail"));
         assert_eq!(too_big.code(), Code::InvalidArgument);
         assert!(
-            too_big.message().contains("larger than the cluster"),
+            too_big.message().contains("replication factor N=3"),
             "{too_big}"
         );
         let r_above_n = c0

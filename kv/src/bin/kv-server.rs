@@ -399,6 +399,9 @@ async fn run(
             let gossip_local = socket.as_ref().map(|s| s.local_addr()).transpose()?;
             let mut full = ClusterNodeConfig::new(config);
             full.node = node;
+            // The installed ring survives restarts (a restarted node must not plan by its
+            // bootstrap list after joins, leaves or removes).
+            full.topology.state_file = Some(data_dir.join("cluster-map.json"));
             if socket.is_some() {
                 let mut gossip = full.default_gossip()?;
                 gossip.seeds.extend(gossip_seeds);

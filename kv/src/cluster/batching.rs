@@ -37,9 +37,9 @@ struct ReadJob {
 #[derive(Default)]
 struct Queues {
     /// Merge queues.
-    merges: HashMap<(NodeId, Option<NodeId>), mpsc::UnboundedSender<MergeJob>>,
+    merges: HashMap<(NodeId, Option<NodeId>), mpsc::Sender<MergeJob>>,
     /// Read queues.
-    reads: HashMap<NodeId, mpsc::UnboundedSender<ReadJob>>,
+    reads: HashMap<NodeId, mpsc::Sender<ReadJob>>,
 }
 
 /// A [`ReplicaPeers`] that batches concurrent calls per target over an inner implementation.
@@ -79,7 +79,7 @@ impl BatchingPeers {
         &self,
         to: &NodeId,
         hint_for: Option<&NodeId>,
-    ) -> Result<mpsc::UnboundedSender<MergeJob>, KvError> {
+    ) -> Result<mpsc::Sender<MergeJob>, KvError> {
         let mut q = self
             .queues
             .lock()
@@ -88,7 +88,7 @@ impl BatchingPeers {
         if let Some(tx) = q.merges.get(&key).filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.max_batch * QUEUE_BATCHES);
         tokio::spawn(drain_merges(
             Arc::clone(&self.inner),
             key.clone(),
@@ -101,7 +101,7 @@ impl BatchingPeers {
     }
 
     /// The queue of reads from `to`, started on first use.
-    fn read_queue(&self, to: &NodeId) -> Result<mpsc::UnboundedSender<ReadJob>, KvError> {
+    fn read_queue(&self, to: &NodeId) -> Result<mpsc::Sender<ReadJob>, KvError> {
         let mut q = self
             .queues
             .lock()
@@ -109,7 +109,7 @@ impl BatchingPeers {
         if let Some(tx) = q.reads.get(to).filter(|tx| !tx.is_closed()) {
             return Ok(tx.clone());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.max_batch * QUEUE_BATCHES);
         tokio::spawn(drain_reads(
             Arc::clone(&self.inner),
             to.clone(),
@@ -127,11 +127,43 @@ fn gone() -> KvError {
     KvError::Closed
 }
 
+/// Queued calls to one peer, in batches: past this the peer is not keeping up, and a call
+/// fails at once (UNAVAILABLE) instead of queueing without bound behind calls that will time out.
+const QUEUE_BATCHES: usize = 16;
+
+/// Most encoded bytes of objects in one batched merge, well under the internal message limit
+/// (a single larger object still goes, alone).
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Roughly the encoded size of some items (keys plus sibling values).
+fn items_bytes(items: &[(Bytes, Object)]) -> usize {
+    items
+        .iter()
+        .map(|(k, o)| {
+            k.len()
+                + o.siblings()
+                    .iter()
+                    .map(|s| s.value.len() + 64)
+                    .sum::<usize>()
+        })
+        .sum()
+}
+
+/// Queues `job` on `tx`, failing at once when the queue is full.
+fn enqueue<T>(tx: &mpsc::Sender<T>, job: T, to: &NodeId) -> Result<(), KvError> {
+    tx.try_send(job).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => {
+            KvError::Unavailable(format!("replication queue to {to} is full"))
+        }
+        mpsc::error::TrySendError::Closed(_) => gone(),
+    })
+}
+
 /// Sends queued merges to one destination in batches until every sender is dropped.
 async fn drain_merges(
     inner: Arc<dyn ReplicaPeers>,
     (to, hint_for): (NodeId, Option<NodeId>),
-    mut rx: mpsc::UnboundedReceiver<MergeJob>,
+    mut rx: mpsc::Receiver<MergeJob>,
     max_batch: usize,
     max_in_flight: usize,
 ) {
@@ -140,12 +172,19 @@ async fn drain_merges(
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
+        // Callers that gave up (their timeout passed) are not sent for.
+        if first.done.is_closed() {
+            continue;
+        }
+        let mut count = first.items.len();
+        let mut bytes = items_bytes(&first.items);
         let mut jobs = vec![first];
-        let mut count = jobs[0].items.len();
-        while count < max_batch {
+        while count < max_batch && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
+                Ok(job) if job.done.is_closed() => {}
                 Ok(job) => {
                     count += job.items.len();
+                    bytes += items_bytes(&job.items);
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -173,7 +212,7 @@ async fn drain_merges(
 async fn drain_reads(
     inner: Arc<dyn ReplicaPeers>,
     to: NodeId,
-    mut rx: mpsc::UnboundedReceiver<ReadJob>,
+    mut rx: mpsc::Receiver<ReadJob>,
     max_batch: usize,
     max_in_flight: usize,
 ) {
@@ -182,10 +221,14 @@ async fn drain_reads(
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
+        if first.done.is_closed() {
+            continue;
+        }
+        let mut count = first.keys.len();
         let mut jobs = vec![first];
-        let mut count = jobs[0].keys.len();
         while count < max_batch {
             match rx.try_recv() {
+                Ok(job) if job.done.is_closed() => {}
                 Ok(job) => {
                     count += job.keys.len();
                     jobs.push(job);
@@ -233,17 +276,17 @@ impl ReplicaPeers for BatchingPeers {
         hint_for: Option<&NodeId>,
     ) -> Result<(), KvError> {
         let (done, rx) = oneshot::channel();
-        self.merge_queue(to, hint_for)?
-            .send(MergeJob { items, done })
-            .map_err(|_| gone())?;
+        enqueue(
+            &self.merge_queue(to, hint_for)?,
+            MergeJob { items, done },
+            to,
+        )?;
         rx.await.unwrap_or_else(|_| Err(gone()))
     }
 
     async fn read(&self, to: &NodeId, keys: Vec<Bytes>) -> Result<Vec<Option<Object>>, KvError> {
         let (done, rx) = oneshot::channel();
-        self.read_queue(to)?
-            .send(ReadJob { keys, done })
-            .map_err(|_| gone())?;
+        enqueue(&self.read_queue(to)?, ReadJob { keys, done }, to)?;
         rx.await.unwrap_or_else(|_| Err(gone()))
     }
 }

@@ -81,6 +81,19 @@ pub(super) struct Inner<S> {
     pub(super) config: CoordinatorConfig,
     /// Read repairs in flight.
     pub(super) repairs: Arc<Semaphore>,
+    /// Background work in flight (fan-outs, hints): each holds a permit; draining takes all.
+    background: Arc<Semaphore>,
+}
+
+/// Permits of the background-work tracker: far above any real number of requests in flight.
+const BACKGROUND_PERMITS: u32 = 1 << 20;
+
+impl<S> Inner<S> {
+    /// A permit held by one piece of background work (`None` past the tracker's capacity: the
+    /// work then runs untracked rather than being refused).
+    pub(super) fn track(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.background).try_acquire_owned().ok()
+    }
 }
 
 /// Runs client requests across replicas. Cheap to clone; clones share everything.
@@ -135,6 +148,7 @@ impl<S: Storage> Coordinator<S> {
                 live,
                 peers,
                 repairs: Arc::new(Semaphore::new(config.max_read_repairs)),
+                background: Arc::new(Semaphore::new(BACKGROUND_PERMITS as usize)),
                 config,
             }),
         })
@@ -165,10 +179,27 @@ impl<S: Storage> Coordinator<S> {
         Arc::clone(&self.inner.live.borrow())
     }
 
+    /// Fills the quorum's defaults and checks it. N may be lowered per request but not raised
+    /// above the cluster's configured N: anti-entropy, tombstone reaping and hint redirection
+    /// cover the configured N replicas of a key, so a copy placed beyond them would never be
+    /// repaired, and a delete made at the configured N could be undone from it.
+    fn resolve(&self, quorum: Quorum) -> Result<Quorum, KvError> {
+        let q = self.inner.node.resolve_quorum(quorum)?;
+        let configured = self.inner.node.config().quorum.n;
+        if q.n > configured {
+            return Err(KvError::InvalidArgument(format!(
+                "quorum n={} is above this cluster's replication factor N={configured}; ask \
+                 for n <= {configured}",
+                q.n
+            )));
+        }
+        Ok(q)
+    }
+
     /// Plans a write of `key` under the current map and live set.
     fn write_plan(&self, key: &[u8], quorum: Quorum) -> Result<WritePlan, KvError> {
         self.inner.node.config().limits.check_key(key)?;
-        let q = self.inner.node.resolve_quorum(quorum)?;
+        let q = self.resolve(quorum)?;
         plan_write(
             &self.map(),
             &self.live(),
@@ -181,7 +212,7 @@ impl<S: Storage> Coordinator<S> {
     /// Plans a read of `key` under the current map and live set.
     fn read_plan(&self, key: &[u8], quorum: Quorum) -> Result<ReadPlan, KvError> {
         self.inner.node.config().limits.check_key(key)?;
-        let q = self.inner.node.resolve_quorum(quorum)?;
+        let q = self.resolve(quorum)?;
         plan_read(
             &self.map(),
             &self.live(),
@@ -258,16 +289,27 @@ impl<S: Storage> Coordinator<S> {
         Ok(self.inner.node.versioned(key, merged.as_ref(), false))
     }
 
+    /// Waits (up to `limit`) until the background work of earlier requests is done: remaining
+    /// replica sends, stand-ins, hints, read repairs. A stopping node calls it before closing its
+    /// store, so a hint for a write it acknowledged is not lost to a clean stop.
+    pub async fn drain(&self, limit: Duration) {
+        let all = self.inner.background.acquire_many(BACKGROUND_PERMITS);
+        if let Ok(Ok(permits)) = tokio::time::timeout(limit, all).await {
+            drop(permits);
+        } else {
+            tracing::warn!("background replication still running at shutdown");
+        }
+    }
+
     /// Sends `object` to the plan's other targets and waits for W acknowledgements.
     async fn replicate(&self, key: Bytes, object: Object, plan: WritePlan) -> Result<(), KvError> {
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(fanout::drive_write(
-            Arc::clone(&self.inner),
-            key,
-            object,
-            plan,
-            tx,
-        ));
+        let guard = self.inner.track();
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            fanout::drive_write(inner, key, object, plan, tx).await;
+            drop(guard);
+        });
         rx.await
             .unwrap_or_else(|_| Err(KvError::Internal("write fan-out task ended early".into())))
     }
@@ -275,7 +317,12 @@ impl<S: Storage> Coordinator<S> {
     /// Asks the plan's targets and returns the merge of the first R answers.
     async fn read_merged(&self, key: Bytes, plan: ReadPlan) -> Result<Option<Object>, KvError> {
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(fanout::drive_read(Arc::clone(&self.inner), key, plan, tx));
+        let guard = self.inner.track();
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            fanout::drive_read(inner, key, plan, tx).await;
+            drop(guard);
+        });
         rx.await
             .unwrap_or_else(|_| Err(KvError::Internal("read fan-out task ended early".into())))
     }

@@ -74,6 +74,11 @@ pub(super) async fn drive_write<S: Storage>(
 ) {
     let mut quorum = WriteQuorum::new(&plan);
     quorum.ack(&inner.local);
+    // Primaries without a target get their hint at once, not after the fan-out: a stop or a
+    // crash right after the answer must not lose it.
+    for primary in &plan.unplaced {
+        spawn_hint(&inner, primary, &key, &object);
+    }
     let mut decided = Some(decided);
     let mut inflight = FuturesUnordered::new();
     for t in plan.targets.iter().filter(|t| t.node != inner.local) {
@@ -93,21 +98,31 @@ pub(super) async fn drive_write<S: Storage>(
             Err(e) => {
                 tracing::debug!(node = %target.node, error = %e, "replica write failed");
                 metrics::counter!("kv_replica_write_failures_total").increment(1);
-                if let Some(stand_in) = quorum.fail(&target.node, failure(&e)) {
-                    inflight.push(send(&inner, &key, &object, stand_in));
+                let primary = target.hint_for.clone().unwrap_or(target.node.clone());
+                match quorum.fail(&target.node, failure(&e)) {
+                    Some(stand_in) => inflight.push(send(&inner, &key, &object, stand_in)),
+                    None => spawn_hint(&inner, &primary, &key, &object),
                 }
             }
         }
     }
     // Every call is bounded, so this is reached; a decision was made above unless the plan was
-    // malformed, which the tracker reports as a failure.
+    // malformed, which the tracker reports as a failure. Hints were kept as failures came in.
     report(&mut decided, Err(quorum.error()));
-    for primary in quorum.unreached_primaries() {
-        let items = vec![(key.clone(), object.clone())];
+}
+
+/// Keeps a hint for `primary` on this node (it missed the write and no stand-in is left), in
+/// a task of its own so the fan-out goes on meanwhile; the coordinator's drain waits for it.
+fn spawn_hint<S: Storage>(inner: &Arc<Inner<S>>, primary: &NodeId, key: &Bytes, object: &Object) {
+    let items = vec![(key.clone(), object.clone())];
+    let (inner, primary) = (Arc::clone(inner), primary.clone());
+    let guard = inner.track();
+    tokio::spawn(async move {
         if let Err(e) = store_hints(&inner.node, &primary, items).await {
             tracing::warn!(%primary, error = %e, "could not keep a hint");
         }
-    }
+        drop(guard);
+    });
 }
 
 /// Sends the decision once.

@@ -7,6 +7,7 @@
 //! merges the pages by key (docs/adr/0411-kv-cluster-scan-and-batches.md).
 
 use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -14,12 +15,28 @@ use super::channels::Channels;
 use super::coordinator::Coordinator;
 use super::pb::replica_client::ReplicaClient;
 use super::plan::Route;
-use super::scan::{NodePage, merge_pages};
+use super::scan::merge_pages;
 use crate::error::KvError;
 use crate::grpc::{convert, pb};
-use crate::model::decode_object;
+use crate::model::{decode_object, key_hash};
 use crate::node::encode_cursor;
 use crate::storage::Storage;
+
+/// A forwarded call's failure as the client sees it: a deadline that passed is UNAVAILABLE
+/// (retry), naming the node; anything else is the receiver's own answer.
+fn forward_error(to: &ringkit_hashring::NodeId, status: Status) -> Status {
+    if status.code() == tonic::Code::Cancelled {
+        return Status::unavailable(format!(
+            "forwarded to {to}, which did not answer in time: {}",
+            status.message()
+        ));
+    }
+    status
+}
+
+/// Keys of one batch coordinated at once (the rest wait their turn, in order), so one large
+/// batch cannot flood the replication queues to the peers.
+const BATCH_CONCURRENCY: usize = 256;
 
 /// The cluster-mode `Kv` service of one node. Holds only handles (`Arc`s inside).
 #[derive(Debug)]
@@ -107,7 +124,7 @@ impl<S: Storage> ClusterKvService<S> {
         &self,
         node: &ringkit_hashring::NodeId,
         r: &pb::ScanRequest,
-    ) -> Result<NodePage, KvError> {
+    ) -> Result<(Vec<(bytes::Bytes, crate::model::Object)>, bool), KvError> {
         if node == self.coordinator.local() {
             return self
                 .coordinator
@@ -172,7 +189,11 @@ impl<S: Storage> pb::kv_server::Kv for ClusterKvService<S> {
             }
             Route::Forward(to) => {
                 metrics::counter!("kv_forwarded_total", "op" => "delete").increment(1);
-                Ok(self.peer(&to)?.forward_delete(self.forwarded(r)).await?)
+                Ok(self
+                    .peer(&to)?
+                    .forward_delete(self.forwarded(r))
+                    .await
+                    .map_err(|s| forward_error(&to, s))?)
             }
         }
     }
@@ -193,7 +214,9 @@ impl<S: Storage> pb::kv_server::Kv for ClusterKvService<S> {
                 quorum: r.quorum,
             })
         });
-        let results = join_all(gets)
+        let results = stream::iter(gets)
+            .buffered(BATCH_CONCURRENCY)
+            .collect::<Vec<_>>()
             .await
             .into_iter()
             .collect::<Result<Vec<_>, Status>>()?;
@@ -222,7 +245,9 @@ impl<S: Storage> pb::kv_server::Kv for ClusterKvService<S> {
                 return_body: false,
             })
         });
-        let results = join_all(puts)
+        let results = stream::iter(puts)
+            .buffered(BATCH_CONCURRENCY)
+            .collect::<Vec<_>>()
             .await
             .into_iter()
             .map(|res| pb::BatchPutResult {
@@ -256,10 +281,22 @@ impl<S: Storage> pb::kv_server::Kv for ClusterKvService<S> {
             .map(|m| m.id.clone())
             .filter(|id| live.contains(id))
             .collect();
-        let pages = join_all(nodes.iter().map(|n| self.node_page(n, &r)))
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, KvError>>()?;
+        let n = node.config().quorum.n as usize;
+        let (r, map) = (&r, &map);
+        let pages = join_all(nodes.iter().map(|id| async move {
+            let (rows, more) = self.node_page(id, r).await?;
+            let last = rows.last().map(|(k, _)| k.clone()).filter(|_| more);
+            // Only a replica's copy counts: a node that held a partition before a ring change
+            // may keep old rows that no repair looks at any more.
+            let rows = rows
+                .into_iter()
+                .filter(|(k, _)| map.replica_set(key_hash(k), n).read.contains(id))
+                .collect();
+            Ok::<_, KvError>((rows, last))
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, KvError>>()?;
         let merged = merge_pages(pages, scan.page_size);
         let next_cursor = match (merged.more, merged.rows.last()) {
             (true, Some((last, _))) => encode_cursor(&scan.range, last),

@@ -242,6 +242,7 @@ impl<S: Storage> ClusterNode<S> {
             mut routes,
             mut tasks,
             stop,
+            coordinator,
             ..
         } = self;
         let maintenance = {
@@ -270,6 +271,11 @@ impl<S: Storage> ClusterNode<S> {
                     .set_not_serving::<KvServer<ClusterKvService<S>>>()
                     .await;
             })
+            .await;
+        // Finish the fan-outs of answered requests (bounded by replica timeouts) while the
+        // store is still open, so their hints are kept; then stop the background tasks.
+        coordinator
+            .drain(coordinator.config().replica_timeout * 4)
             .await;
         let _ = stop.send(true);
         for t in tasks {

@@ -63,6 +63,9 @@ impl<S: Storage> ReplicaService<S> {
                 let object = decode_object(&item.object).map_err(|e| {
                     KvError::InvalidArgument(format!("item {i}: malformed object encoding: {e}"))
                 })?;
+                for sibling in object.siblings() {
+                    limits.check_value(&sibling.value)?;
+                }
                 Ok((item.key, object))
             })
             .collect()

@@ -13,8 +13,9 @@ use bytes::Bytes;
 
 use crate::model::Object;
 
-/// One node's page: its rows in key order, and whether it holds more after them.
-pub type NodePage = (Vec<(Bytes, Object)>, bool);
+/// One node's page: its rows in key order, and, when it holds more keys after them, the last key
+/// it read (the rows may have been filtered since, so this is kept apart).
+pub type NodePage = (Vec<(Bytes, Object)>, Option<Bytes>);
 
 /// The merged page: up to `page_size` keys in order with their merged objects, and whether the
 /// scan continues after the last of them.
@@ -28,11 +29,7 @@ pub struct MergedPage {
 
 /// Merges the pages of several nodes, each at most `page_size` rows.
 pub fn merge_pages(pages: Vec<NodePage>, page_size: usize) -> MergedPage {
-    let cut: Option<Bytes> = pages
-        .iter()
-        .filter(|(rows, more)| *more && !rows.is_empty())
-        .filter_map(|(rows, _)| rows.last().map(|(k, _)| k.clone()))
-        .min();
+    let cut: Option<Bytes> = pages.iter().filter_map(|(_, last)| last.clone()).min();
     let mut by_key: BTreeMap<Bytes, Object> = BTreeMap::new();
     for (rows, _) in pages {
         for (key, object) in rows {
@@ -72,11 +69,12 @@ mod tests {
     }
 
     fn page(keys: &[&str], actor: u64, more: bool) -> NodePage {
+        let last = keys.last().map(|k| Bytes::from(k.to_string()));
         (
             keys.iter()
                 .map(|k| (Bytes::from(k.to_string()), obj(actor)))
                 .collect(),
-            more,
+            last.filter(|_| more),
         )
     }
 
@@ -105,6 +103,15 @@ mod tests {
         );
         assert_eq!(keys(&p), vec![&b"a"[..], b"b", b"c"]);
         assert!(p.more);
+    }
+
+    #[test]
+    fn a_node_whose_rows_were_all_filtered_still_bounds_the_page() {
+        let mut filtered = page(&["a", "b", "c"], 1, true);
+        filtered.0.clear();
+        let p = merge_pages(vec![filtered, page(&["b", "d"], 2, false)], 3);
+        assert_eq!(keys(&p), vec![&b"b"[..]]);
+        assert!(p.more, "keys after c are still unknown");
     }
 
     #[test]
