@@ -1,10 +1,12 @@
 //! Tombstone reaping decisions, sans-IO. The rule (ADR 0430): a tombstone is removed only when
 //!
 //! 1. every node of its partition's write set holds the *same* tombstone (same row digest),
+//!    and every other member holds nothing of the key or that same tombstone (a stale copy
+//!    there is first given the tombstone),
 //! 2. it has stayed so, unchanged here, for the grace period ([`TombstoneWatch`]),
 //! 3. every member of the cluster is alive and answered, and none holds an undelivered hint for
-//!    any of those replicas ([`reap_gate`]): a hint is the only place an older version of a
-//!    deleted key can hide once every replica holds the tombstone,
+//!    any member ([`reap_gate`]): a hint is the only place an older version of a deleted key can
+//!    hide once every member holds the tombstone or nothing,
 //!
 //! and then each replica deletes it only if its digest is still that one
 //! (`WriteOp::ReapIfUnchanged`), so a write that lands meanwhile keeps the row.
@@ -129,6 +131,28 @@ pub fn same_tombstones(candidates: &[Tombstone], answer: &[Option<Object>]) -> V
         .collect()
 }
 
+/// Rule 1 for a member outside the key's write set (it may hold a copy from a request with a
+/// larger N, or from before a transfer): the candidates it holds nothing of or exactly the same
+/// tombstone of, and the keys it holds in another state (give it the tombstone first; a later
+/// pass reaps them). `answer` is its objects for the candidates' keys, in order.
+pub fn bystander_split(
+    candidates: &[Tombstone],
+    answer: &[Option<Object>],
+) -> (Vec<Tombstone>, Vec<Bytes>) {
+    let mut agreed = Vec::new();
+    let mut stale = Vec::new();
+    for ((key, digest), theirs) in candidates.iter().zip(answer) {
+        match theirs {
+            None => agreed.push((key.clone(), *digest)),
+            Some(o) if o.is_tombstone() && row_digest(key, &encode_object(o)) == *digest => {
+                agreed.push((key.clone(), *digest));
+            }
+            Some(_) => stale.push(key.clone()),
+        }
+    }
+    (agreed, stale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +243,9 @@ mod tests {
             .collect();
         let answer = vec![Some(t.clone()), Some(tomb(2)), None, Some(live_value)];
         assert_eq!(same_tombstones(&cands, &answer), vec![cands[0].clone()]);
+        // A member outside the write set may also hold nothing; a stale state is reported.
+        let (agreed, stale) = bystander_split(&cands, &answer);
+        assert_eq!(agreed, vec![cands[0].clone(), cands[2].clone()]);
+        assert_eq!(stale, vec![Bytes::from("older"), Bytes::from("alive")]);
     }
 }

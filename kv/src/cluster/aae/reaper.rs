@@ -8,11 +8,11 @@ use bytes::Bytes;
 use ringkit_hashring::{NodeId, PartitionId};
 
 use super::node::Aae;
-use super::reap::{Tombstone, TombstoneWatch, reap_gate, same_tombstones};
+use super::reap::{Tombstone, TombstoneWatch, bystander_split, reap_gate, same_tombstones};
 use super::remote::AaePeers;
 use crate::cluster::peers::ReplicaPeers;
 use crate::error::KvError;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageExt};
 
 impl<S: Storage> Aae<S> {
     /// Scans partition `partition` for tombstones, and reaps on every replica those that the
@@ -66,39 +66,78 @@ impl<S: Storage> Aae<S> {
             }
         }
         let members: Vec<NodeId> = map.members().map(|m| m.id.clone()).collect();
-        if let Err(reason) = reap_gate(&members, &live, &owners, &hints) {
+        // Hints for any member block: a key written with a larger per-request N has replicas
+        // beyond this partition's write set.
+        if let Err(reason) = reap_gate(&members, &live, &members, &hints) {
             self.board().reap_blocked(Some(reason));
             return Ok(0);
         }
         self.board().reap_blocked(None);
         let mut reaped = 0;
         for batch in ready.chunks(self.config().repair_batch) {
-            reaped += self.reap_batch(remote, peers, &owners, batch).await?;
+            reaped += self
+                .reap_batch(remote, peers, &members, &owners, batch)
+                .await?;
         }
         Ok(reaped)
     }
 
-    /// Reaps one batch of candidates that every other owner holds identically.
+    /// Reaps one batch of candidates that every other owner holds identically and every other
+    /// member holds identically or not at all; members holding a stale state of a candidate get
+    /// this node's tombstone merged (that candidate waits for a later pass).
     async fn reap_batch(
         &self,
         remote: &dyn AaePeers,
         peers: &dyn ReplicaPeers,
+        members: &[NodeId],
         owners: &[NodeId],
         batch: &[Tombstone],
     ) -> Result<usize, KvError> {
         let mut agreed: Vec<Tombstone> = batch.to_vec();
-        for owner in owners.iter().filter(|o| *o != self.local()) {
+        for m in members.iter().filter(|m| *m != self.local()) {
             let keys: Vec<Bytes> = agreed.iter().map(|(k, _)| k.clone()).collect();
-            let answer = peers.read(owner, keys).await?;
-            agreed = same_tombstones(&agreed, &answer);
+            let answer = peers.read(m, keys).await?;
+            if owners.contains(m) {
+                agreed = same_tombstones(&agreed, &answer);
+            } else {
+                let (keep, stale) = bystander_split(&agreed, &answer);
+                agreed = keep;
+                if !stale.is_empty() {
+                    self.give_tombstones(peers, m, stale).await?;
+                }
+            }
             if agreed.is_empty() {
                 return Ok(0);
             }
         }
-        for owner in owners.iter().filter(|o| *o != self.local()) {
-            remote.reap(owner, agreed.clone()).await?;
+        for m in members.iter().filter(|m| *m != self.local()) {
+            remote.reap(m, agreed.clone()).await?;
         }
         self.reap(agreed).await
+    }
+
+    /// Merges this node's state of `keys` (tombstones) into `to`: a stale copy there is then
+    /// covered by the delete, never the other way round.
+    async fn give_tombstones(
+        &self,
+        peers: &dyn ReplicaPeers,
+        to: &NodeId,
+        keys: Vec<Bytes>,
+    ) -> Result<(), KvError> {
+        let objects = self
+            .node()
+            .storage()
+            .read(move |v| {
+                keys.into_iter()
+                    .map(|k| Ok(v.get(&k)?.map(|o| (k, o))))
+                    .collect::<Result<Vec<_>, KvError>>()
+            })
+            .await?;
+        let items: Vec<(Bytes, crate::model::Object)> = objects.into_iter().flatten().collect();
+        if items.is_empty() {
+            return Ok(());
+        }
+        peers.merge(to, items, None).await
     }
 
     /// Every tombstone of `range` here, as (key, digest), read page by page within the budget.
