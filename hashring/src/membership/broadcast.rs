@@ -72,6 +72,8 @@ pub(crate) struct Announcements {
     latest: u64,
     /// Newer announcements received since the last drain.
     received: Vec<RingAnnouncement>,
+    /// Highest epoch any *peer* announced, news or not: proof of having heard the cluster.
+    peer: u64,
 }
 
 /// The foca broadcast handler; foca owns it, so the state sits behind a shared lock that is
@@ -90,6 +92,11 @@ impl EpochHandler {
     pub(crate) fn latest(&self) -> u64 {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).latest
     }
+
+    /// The highest epoch a peer announced (0 before any).
+    pub(crate) fn peer(&self) -> u64 {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).peer
+    }
 }
 
 impl<T> foca::BroadcastHandler<T> for EpochHandler {
@@ -104,6 +111,9 @@ impl<T> foca::BroadcastHandler<T> for EpochHandler {
         let item = RingAnnouncement::decode(data).ok_or(BadAnnouncement)?;
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let local = sender.is_none();
+        if !local {
+            state.peer = state.peer.max(item.epoch);
+        }
         // Our own (re-)announcement always goes out; a peer's only when it is news.
         if item.epoch > state.latest || (local && item.epoch == state.latest) {
             state.latest = item.epoch;
@@ -175,6 +185,7 @@ mod tests {
         assert_eq!(handler.drain(), vec![ann(3)]);
         assert!(handler.drain().is_empty());
         assert_eq!(handler.latest(), 3);
+        assert_eq!(handler.peer(), 3, "old news from a peer still proves it was heard");
         assert!(BroadcastHandler::<u8>::receive_item(&mut handler, b"junk", Some(&peer)).is_err());
     }
 }

@@ -241,6 +241,13 @@ impl Membership {
         self.announcements.latest()
     }
 
+    /// The highest ring epoch a *peer* has announced, even one this node already had (0 before
+    /// any): a restarted node uses it to know it has heard the cluster before deciding anything.
+    #[must_use]
+    pub fn peer_announced_epoch(&self) -> u64 {
+        self.announcements.peer()
+    }
+
     /// Leaves gracefully: tells a few members we are down so they need not detect it. The
     /// member stays silent afterwards; a restart is a new [`Membership`] with a new incarnation.
     ///

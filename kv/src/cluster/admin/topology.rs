@@ -67,10 +67,8 @@ struct Inner {
     config: TopologyConfig,
     /// Serialises decisions: one change at a time on top of the current map.
     deciding: Mutex<()>,
-    /// When this authority started: a restarted claimant must hear the cluster's epoch before
-    /// it decides on a map that may be stale (its bootstrap map).
-    started: tokio::time::Instant,
-    /// Set once a peer's announcement or map has been seen (or there is no gossip to wait for).
+    /// Set once a map was pulled from a peer (or there is no gossip to wait for); see
+    /// [`Topology::synced`] for the other ways to be in step.
     synced: AtomicBool,
     /// The saved copy of the map, when configured.
     file: Option<Arc<MapFile>>,
@@ -125,7 +123,6 @@ impl Topology {
             gossip,
             config,
             deciding: Mutex::new(()),
-            started: tokio::time::Instant::now(),
             synced: AtomicBool::new(no_gossip),
             file,
         };
@@ -214,11 +211,10 @@ impl Topology {
     }
 
     async fn decide(&self, change: RingChange) -> Result<(Arc<ClusterMap>, bool), KvError> {
-        let grace = self.inner.config.announce_every * 2;
-        if !self.inner.synced.load(Ordering::Acquire) && self.inner.started.elapsed() < grace {
+        if !self.synced() {
             return Err(KvError::Unavailable(format!(
-                "{} has just started and has not yet heard the cluster's ring epoch (it would \
-                 decide on a stale map): retry in {grace:?}",
+                "{} has not yet heard the cluster's ring epoch since it started (it would decide \
+                 on a map that may be stale): retry in a few seconds",
                 self.inner.local.id
             )));
         }
@@ -232,6 +228,25 @@ impl Topology {
                 Ok((next, true))
             }
         }
+    }
+
+    /// Whether this node may trust its map enough to decide changes: it runs without gossip, or
+    /// it is the ring's only member, or it pulled a map from a peer, or a peer has announced
+    /// an epoch and none announced one newer than this node's. A node that restarted into a
+    /// partition alone therefore decides nothing until it hears the cluster.
+    pub fn synced(&self) -> bool {
+        if self.inner.synced.load(Ordering::Acquire) {
+            return true;
+        }
+        let map = self.map();
+        let alone =
+            map.ring().nodes().len() == 1 && map.ring().node(&self.inner.local.id).is_some();
+        let heard = self
+            .inner
+            .gossip
+            .as_ref()
+            .is_some_and(|g| (1..=map.epoch()).contains(&g.peer_epoch()));
+        alone || heard
     }
 
     /// Publishes `map` if it is newer than the current one, and announces it. Returns whether
@@ -346,7 +361,6 @@ impl Topology {
                             break;
                         }
                         let news = heard.borrow_and_update().clone();
-                        this.inner.synced.store(true, Ordering::Release);
                         if let Some(a) = news.filter(|a| a.epoch > this.map().epoch())
                             && let Err(e) = this.pull(&a.grpc_addr).await
                         {

@@ -43,6 +43,8 @@ pub struct GossipHandle {
     members: watch::Receiver<Arc<Vec<MemberStatus>>>,
     /// The newest ring announcement heard.
     announcements: watch::Receiver<Option<RingAnnouncement>>,
+    /// The highest ring epoch a peer announced (news or not).
+    peer_epoch: watch::Receiver<u64>,
     /// To the driver task.
     commands: mpsc::Sender<Command>,
     /// The driver task; taken by the first `leave` or `shutdown`.
@@ -71,6 +73,7 @@ pub fn spawn<S: DatagramSocket>(config: GossipConfig, socket: S) -> Result<Gossi
     let (live_tx, live) = watch::channel(Arc::new(with_assumed(swim.live_nodes(), &assumed)));
     let (members_tx, members) = watch::channel(Arc::new(swim.members()));
     let (ann_tx, announcements) = watch::channel(None);
+    let (peer_epoch_tx, peer_epoch) = watch::channel(0);
     let (commands, rx) = mpsc::channel(64);
     let driver = Driver {
         swim,
@@ -81,6 +84,7 @@ pub fn spawn<S: DatagramSocket>(config: GossipConfig, socket: S) -> Result<Gossi
         live_tx,
         members_tx,
         ann_tx,
+        peer_epoch_tx,
     };
     let task = tokio::spawn(driver.run(rx));
     Ok(GossipHandle {
@@ -88,6 +92,7 @@ pub fn spawn<S: DatagramSocket>(config: GossipConfig, socket: S) -> Result<Gossi
         live,
         members,
         announcements,
+        peer_epoch,
         commands,
         task: std::sync::Mutex::new(Some(task)),
     })
@@ -132,6 +137,12 @@ impl GossipHandle {
                 }
             }
         })
+    }
+
+    /// The highest ring epoch any peer has announced, even one this node already had (0 before
+    /// any): evidence that this node has heard the cluster since it started.
+    pub fn peer_epoch(&self) -> u64 {
+        *self.peer_epoch.borrow()
     }
 
     /// Spreads a ring version by gossip; announcing the current one again re-spreads it.
@@ -212,6 +223,8 @@ struct Driver<S> {
     members_tx: watch::Sender<Arc<Vec<MemberStatus>>>,
     /// Publishes ring announcements that are news.
     ann_tx: watch::Sender<Option<RingAnnouncement>>,
+    /// Publishes the highest epoch a peer announced.
+    peer_epoch_tx: watch::Sender<u64>,
 }
 
 impl<S: DatagramSocket> Driver<S> {
@@ -314,6 +327,12 @@ impl<S: DatagramSocket> Driver<S> {
             self.assumed
                 .retain(|n| !members.iter().any(|m| &m.identity.node == n));
         }
+        let peer = self.swim.peer_announced_epoch();
+        self.peer_epoch_tx.send_if_modified(|cur| {
+            let changed = *cur != peer;
+            *cur = peer;
+            changed
+        });
         let live = with_assumed(self.swim.live_nodes(), &self.assumed);
         self.live_tx.send_if_modified(|cur| {
             let changed = **cur != live;
