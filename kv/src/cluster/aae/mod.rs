@@ -2,7 +2,7 @@
 //! periodically between replicas, differing keys merged both ways, tombstones reaped once every
 //! replica holds the same one. See `docs/adr/0430-kv-aae.md`.
 //!
-//! Wiring (what a cluster node does):
+//! Wiring (what `ClusterNode::start` in `cluster::assemble` does):
 //!
 //! ```text
 //! let trees = Arc::new(AaeTrees::new(config.shape)?);
