@@ -123,6 +123,7 @@ pub(crate) async fn start(
         retry_every: Duration::from_millis(200),
         max_parallel: 4,
         report_window: Duration::from_millis(50),
+        ..TransferConfig::default()
     };
     let streamer = transfer::spawn(
         topology.clone(),

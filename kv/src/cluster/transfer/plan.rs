@@ -7,6 +7,7 @@ use ringkit_hashring::{NodeId, PartitionId};
 
 use crate::cluster::topology::ClusterMap;
 use crate::model::{HashRange, Object};
+use crate::storage::RowEntry;
 
 /// One partition to stream from this node to a new holder.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -51,6 +52,37 @@ pub fn to_start<'a>(
     running: &'a BTreeSet<(PartitionId, NodeId)>,
 ) -> impl Iterator<Item = &'a TransferTask> + 'a {
     wanted.iter().filter(move |t| !running.contains(&t.key()))
+}
+
+/// Rough encoded size of a row on the wire: key, values, per-sibling and context overhead.
+fn approx_bytes(row: &RowEntry) -> usize {
+    row.key.len()
+        + row
+            .object
+            .siblings()
+            .iter()
+            .map(|s| s.value.len() + 32)
+            .sum::<usize>()
+        + row.object.context().len() * 12
+}
+
+/// Splits a page of rows into runs of at most `budget` bytes each (a row larger than the budget
+/// travels alone), so no merge or read-back exceeds the gRPC message limit.
+pub fn split_by_bytes(rows: Vec<RowEntry>, budget: usize) -> Vec<Vec<RowEntry>> {
+    let mut out: Vec<Vec<RowEntry>> = Vec::new();
+    let mut used = 0;
+    for row in rows {
+        let size = approx_bytes(&row);
+        match out.last_mut() {
+            Some(run) if used + size <= budget => run.push(row),
+            _ => {
+                out.push(vec![row]);
+                used = 0;
+            }
+        }
+        used += size;
+    }
+    out
 }
 
 /// Whether the receiver's copy (`remote`) already contains everything of `local`: merging
@@ -113,6 +145,33 @@ mod tests {
         assert!(outgoing(&m, &"b".into()).is_empty());
         let running = BTreeSet::from([a[0].key()]);
         assert_eq!(to_start(&a, &running).count(), 0);
+    }
+
+    #[test]
+    fn pages_are_cut_by_bytes() {
+        let row = |key: &str, value: usize| RowEntry {
+            hash: 0,
+            key: bytes::Bytes::from(key.to_owned()),
+            digest: 0,
+            object: Object::from_parts(
+                vec![Sibling {
+                    dot: Dot::new(ActorId(1), 1),
+                    value: bytes::Bytes::from(vec![0u8; value]),
+                    written_at: Timestamp::default(),
+                    expires_at: None,
+                    lww: false,
+                }],
+                VersionVector::from_pairs([(ActorId(1), 1)]),
+            ),
+        };
+        let rows = vec![row("a", 400), row("b", 400), row("c", 5000), row("d", 10)];
+        let runs = split_by_bytes(rows, 1000);
+        let keys: Vec<Vec<&[u8]>> = runs
+            .iter()
+            .map(|r| r.iter().map(|e| &e.key[..]).collect())
+            .collect();
+        assert_eq!(keys, vec![vec![&b"a"[..], b"b"], vec![b"c"], vec![b"d"]]);
+        assert!(split_by_bytes(Vec::new(), 1000).is_empty());
     }
 
     #[test]

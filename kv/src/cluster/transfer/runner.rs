@@ -12,7 +12,7 @@ use ringkit_hashring::{NodeId, PartitionId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::plan::{TransferTask, holds, outgoing, to_start};
+use super::plan::{TransferTask, holds, outgoing, split_by_bytes, to_start};
 use crate::cluster::admin::{RingChange, Topology, TransferDone};
 use crate::cluster::peers::ReplicaPeers;
 use crate::error::KvError;
@@ -36,6 +36,9 @@ pub struct TransferConfig {
     /// Completions are reported to the claimant in batches gathered over this window, so a
     /// change makes a few epochs rather than one per partition.
     pub report_window: Duration,
+    /// Largest merge or read-back sent in one call (rows are cut into runs of at most this
+    /// size), well under the 64 MiB message limit whatever the values' sizes.
+    pub max_batch_bytes: usize,
 }
 
 impl Default for TransferConfig {
@@ -46,6 +49,7 @@ impl Default for TransferConfig {
             retry_every: Duration::from_secs(1),
             max_parallel: 4,
             report_window: Duration::from_millis(100),
+            max_batch_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -229,7 +233,8 @@ async fn run_one(ctx: &Ctx, task: TransferTask) {
     }
 }
 
-/// Pages through the partition; `each` handles one page. Returns the rows seen.
+/// Pages through the partition; `each` handles one byte-bounded run of a page. Returns the rows
+/// seen.
 async fn pages<F, Fut>(ctx: &Ctx, task: &TransferTask, mut each: F) -> Result<u64, KvError>
 where
     F: FnMut(Vec<RowEntry>) -> Fut,
@@ -248,7 +253,9 @@ where
         after = Some((last.hash, last.key.clone()));
         rows += page.len() as u64;
         let full = page.len() >= ctx.config.page_rows;
-        each(page).await?;
+        for run in split_by_bytes(page, ctx.config.max_batch_bytes) {
+            each(run).await?;
+        }
         if !full {
             return Ok(rows);
         }
