@@ -199,22 +199,10 @@ impl<S: Storage> ClusterNode<TrackedStorage<S>> {
 
 /// Copies gossip's live set into the node's until the node stops, then says goodbye.
 fn forward_live<S: Storage>(cluster: &mut ClusterNode<S>, handle: Arc<gossip::GossipHandle>) {
-    let mut gossip_live = handle.live();
-    let live = cluster.live_sender().clone();
-    live.send_replace(Arc::clone(&gossip_live.borrow_and_update()));
-    let stop = cluster.shutdown_signal();
+    let feed = handle.feed_live(cluster.live_sender().clone(), cluster.shutdown_signal());
     cluster.add_task(tokio::spawn(async move {
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => break,
-                changed = gossip_live.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    live.send_replace(Arc::clone(&gossip_live.borrow_and_update()));
-                }
-            }
+        if feed.await.is_err() {
+            tracing::error!("the live-set feed task panicked");
         }
         // A clean stop says goodbye, so peers stop sending at once instead of after failure
         // detection; the ring is untouched (leaving the ring is `leave`).
