@@ -15,6 +15,15 @@
 //! - [`plan`]: sans-IO: which nodes a read or write involves (sloppy stand-ins, forwarding).
 //! - [`write_quorum`], [`read_quorum`]: sans-IO: counting acknowledgements; merging answers and
 //!   choosing the replicas to repair.
+//! - [`scan`]: sans-IO: merging per-node scan pages into one cluster page.
+//! - [`coordinator`]: the async coordinator (local apply, parallel replication at W, reads at
+//!   R with merge and read repair); [`batching`]: coalescing concurrent calls per peer.
+//! - [`replica_service`]: the internal `Replica` gRPC service; [`kv_service`]: the client API
+//!   in cluster mode (routing, forwarding, batches, scatter scan).
+//! - [`config`], [`node`], [`assemble`]: [`ClusterNode`](node::ClusterNode), one member wired
+//!   and served; [`ClusterNode::start`](node::ClusterNode::start) assembles a complete one.
+//! - [`gossip`]: SWIM liveness over UDP; [`admin`] and [`transfer`]: the map authority
+//!   (join, leave, remove) and partition streaming.
 //! - [`hints`]: hinted handoff: durable hints for unreachable replicas and the task that hands
 //!   them back.
 //! - [`aae`]: active anti-entropy: Merkle trees per partition, exchanges, repair, reaping.
