@@ -9,7 +9,7 @@
 use ringkit_hashring::NodeId;
 
 use super::plan::ReadPlan;
-use super::write_quorum::Failure;
+use super::write_quorum::{Failure, summarize};
 use crate::error::KvError;
 use crate::model::Object;
 
@@ -106,20 +106,7 @@ impl ReadQuorum {
 
     /// The UNAVAILABLE error for a failed read: answers, of how many, and who failed.
     pub fn error(&self) -> KvError {
-        let timeouts: Vec<String> = self
-            .failed
-            .iter()
-            .filter(|(_, f)| *f == Failure::Timeout)
-            .map(|(id, _)| id.to_string())
-            .collect();
-        let errors: Vec<String> = self
-            .failed
-            .iter()
-            .filter_map(|(id, f)| match f {
-                Failure::Error(e) => Some(format!("{id}: {e}")),
-                Failure::Timeout => None,
-            })
-            .collect();
+        let (timeouts, errors) = summarize(self.failed.iter().map(|(id, f)| (id, f)));
         KvError::Unavailable(format!(
             "got {} of {} answers (n={}, timeouts: {timeouts:?}, errors: {errors:?})",
             self.replies.len(),

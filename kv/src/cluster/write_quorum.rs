@@ -18,6 +18,22 @@ pub enum Failure {
     Error(String),
 }
 
+/// The nodes that timed out, and `node: error` for the others: the two lists every quorum
+/// error reports.
+pub(super) fn summarize<'a>(
+    failed: impl Iterator<Item = (&'a NodeId, &'a Failure)>,
+) -> (Vec<String>, Vec<String>) {
+    let mut timeouts = Vec::new();
+    let mut errors = Vec::new();
+    for (node, f) in failed {
+        match f {
+            Failure::Timeout => timeouts.push(node.to_string()),
+            Failure::Error(e) => errors.push(format!("{node}: {e}")),
+        }
+    }
+    (timeouts, errors)
+}
+
 /// Where a write stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteStatus {
@@ -133,20 +149,7 @@ impl WriteQuorum {
     /// The UNAVAILABLE error for a failed write: how many acknowledged, of how many, and which
     /// targets timed out or failed.
     pub fn error(&self) -> KvError {
-        let timeouts: Vec<String> = self
-            .failed
-            .iter()
-            .filter(|(_, f)| *f == Failure::Timeout)
-            .map(|(t, _)| t.node.to_string())
-            .collect();
-        let errors: Vec<String> = self
-            .failed
-            .iter()
-            .filter_map(|(t, f)| match f {
-                Failure::Error(e) => Some(format!("{}: {e}", t.node)),
-                Failure::Timeout => None,
-            })
-            .collect();
+        let (timeouts, errors) = summarize(self.failed.iter().map(|(t, f)| (&t.node, f)));
         KvError::Unavailable(format!(
             "got {} of {} acknowledgements (n={}, timeouts: {timeouts:?}, errors: {errors:?}); \
              the write may be applied on the replicas that acknowledged",
