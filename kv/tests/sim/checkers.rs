@@ -56,6 +56,14 @@ pub(crate) enum Violation {
         /// The error.
         error: String,
     },
+    /// A phase of the run did not finish within its simulated-time bound (a client request
+    /// that never completed, a read that never returned): a liveness failure.
+    Stuck {
+        /// Which phase ("workload", "final reads").
+        phase: &'static str,
+        /// Simulated milliseconds when the run gave up.
+        at_ms: u64,
+    },
     /// Two replicas of a key hold different objects after the settle time.
     Diverged {
         /// The key.
@@ -74,6 +82,7 @@ impl Violation {
             | Violation::Phantom { key, .. }
             | Violation::Unreadable { key, .. }
             | Violation::Diverged { key, .. } => key.clone(),
+            Violation::Stuck { .. } => String::new(),
         }
     }
 }
@@ -99,6 +108,12 @@ impl fmt::Display for Violation {
             ),
             Violation::Phantom { key, value } => {
                 write!(f, "[set] PHANTOM {key}={value}: visible but never written")
+            }
+            Violation::Stuck { phase, at_ms } => {
+                write!(
+                    f,
+                    "[liveness] the {phase} phase had not finished at {at_ms} ms"
+                )
             }
             Violation::Unreadable { key, error } => {
                 write!(f, "[final read] {key} unreadable after heal: {error}")

@@ -28,6 +28,8 @@ pub(crate) struct NodeSpec {
     pub(crate) disk: MemStorage,
     /// Simulated wall clock, skewed per node.
     pub(crate) clock: SimClock,
+    /// Seed for the node's own randomness (gossip), derived from the run's seed.
+    pub(crate) seed: u64,
 }
 
 /// The software a node host runs: starts serving on the simulated network and returns only

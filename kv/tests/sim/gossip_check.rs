@@ -111,3 +111,49 @@ fn gossip_over_simulated_udp_detects_a_crash_within_two_seconds() {
         eprintln!("seed {seed}: restart seen after {took:?}");
     }
 }
+
+#[test]
+fn gossip_over_simulated_udp_sees_a_partitioned_node_again_after_heal() {
+    for seed in 0..5u64 {
+        let views: Views = Arc::default();
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(seed)
+            .epoch(epoch())
+            .tick_duration(Duration::from_millis(5))
+            .max_message_latency(Duration::from_millis(20))
+            .simulation_duration(Duration::from_secs(600))
+            .build();
+        for (i, name) in NODES.iter().enumerate() {
+            let views = Arc::clone(&views);
+            sim.host(*name, move || {
+                gossip_node(name, seed * 10 + i as u64, Arc::clone(&views))
+            });
+        }
+        step_until(&mut sim, Duration::from_secs(4), || false);
+        for other in ["n1", "n2"] {
+            sim.partition("n3", other);
+        }
+        let took = step_until(&mut sim, Duration::from_secs(10), || {
+            !sees(&views, "n1", "n3") && !sees(&views, "n2", "n3")
+        });
+        eprintln!("seed {seed}: partitioned n3 declared down after {took:?}");
+        // A long partition: everyone has declared the other side down.
+        step_until(&mut sim, Duration::from_secs(5), || false);
+        for other in ["n1", "n2"] {
+            sim.repair("n3", other);
+        }
+        let took = step_until(&mut sim, Duration::from_secs(30), || {
+            NODES
+                .iter()
+                .all(|a| NODES.iter().all(|b| sees(&views, a, b)))
+        });
+        let seen = views.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert!(
+            NODES
+                .iter()
+                .all(|a| NODES.iter().all(|b| sees(&views, a, b))),
+            "seed {seed}: 30 s after the partition healed the nodes still do not all see each other: {seen:?}"
+        );
+        eprintln!("seed {seed}: everyone live again {took:?} after the heal");
+    }
+}

@@ -8,6 +8,7 @@ pub(crate) mod cluster;
 pub(crate) mod faults;
 pub(crate) mod history;
 pub(crate) mod net;
+pub(crate) mod replicated;
 pub(crate) mod runner;
 pub(crate) mod udp;
 pub(crate) mod workload;

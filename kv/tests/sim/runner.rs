@@ -22,6 +22,9 @@ use super::faults::{Fault, FaultConfig, Schedule, schedule};
 use super::history::{Event, History};
 use super::workload::{Router, Workload, WorkloadConfig};
 
+/// Simulated time a phase may overrun its expected end before the run is declared stuck.
+const STUCK_MS: u64 = 30_000;
+
 /// Size and timing of a run (simulated milliseconds).
 #[derive(Clone, Debug)]
 pub(crate) struct RunConfig {
@@ -108,6 +111,7 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 /// # Panics
 /// If turmoil reports a host error (a node's software failed to start): a test bug.
 pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> RunReport {
+    init_tracing();
     let mut rng = StdRng::seed_from_u64(seed);
     let max_latency = rng.random_range(1..=50u64);
     let mut sim = turmoil::Builder::new()
@@ -128,6 +132,7 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
             name: name.clone(),
             disk: disks[index].clone(),
             clock: SimClock::new(skew),
+            seed: rng.random(),
         };
         let cluster = SharedCluster::clone(cluster);
         sim.host(name.as_str(), move || cluster.node(spec.clone()));
@@ -172,13 +177,23 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
     let ms = |sim: &turmoil::Sim<'_>| u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut pending = faults.events.iter().peekable();
     let mut crashed = BTreeSet::new();
-    // Workload and faults.
+    let mut stuck = Vec::new();
+    // Workload and faults; every client request has a deadline, so this ends soon after
+    // `workload_ms` unless a client hangs.
+    let workload_limit = config.workload_ms.max(config.faults_end_ms) + STUCK_MS;
     loop {
         while let Some((_, fault)) = pending.next_if(|(at, _)| *at <= ms(&sim)) {
             apply(&mut sim, fault, &node_names, &client_names, &mut crashed);
         }
         let clients_done = step(&mut sim);
         if clients_done && pending.peek().is_none() {
+            break;
+        }
+        if ms(&sim) > workload_limit {
+            stuck.push(Violation::Stuck {
+                phase: "workload",
+                at_ms: ms(&sim),
+            });
             break;
         }
     }
@@ -214,6 +229,9 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
         step(&mut sim);
     }
     let settle_ms = ms(&sim) - healed_at;
+    // Judged before the final reads, whose read repair would mask what handoff and
+    // anti-entropy failed to do.
+    let diverged = check_converged(&snapshot(&disks), owners);
 
     // Read every key back through the cluster.
     let events = history.events();
@@ -234,14 +252,24 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
             Ok(())
         });
     }
-    while !step(&mut sim) {}
+    let reads_limit = ms(&sim) + STUCK_MS;
+    while !step(&mut sim) {
+        if ms(&sim) > reads_limit {
+            stuck.push(Violation::Stuck {
+                phase: "final reads",
+                at_ms: ms(&sim),
+            });
+            break;
+        }
+    }
     let finals = std::mem::take(&mut *finals.lock().unwrap_or_else(PoisonError::into_inner));
 
-    let mut violations = check_readable(&finals);
+    let mut violations = stuck;
+    violations.extend(check_readable(&finals));
     violations.extend(check_set(&events, &finals));
     violations.extend(check_deletes(&events, &finals));
     violations.extend(check_siblings(&events, &finals));
-    violations.extend(check_converged(&snapshot(&disks), owners));
+    violations.extend(diverged);
     RunReport {
         seed,
         schedule: faults,
@@ -315,5 +343,27 @@ fn apply(
         }
         Fault::Loss(p) => sim.set_fail_rate(*p),
         Fault::MaxLatency(ms) => sim.set_max_message_latency(Duration::from_millis(*ms)),
+    }
+}
+
+/// With `RINGKIT_SIM_LOG=<filter>` (e.g. `info,ringkit_kv::cluster::aae=debug`), the nodes' logs
+/// are printed with simulated time, to follow a replayed seed.
+fn init_tracing() {
+    let Ok(filter) = std::env::var("RINGKIT_SIM_LOG") else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_timer(SimTime)
+        .with_test_writer()
+        .try_init();
+}
+
+/// Log timestamps in simulated time.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:>9?}", turmoil::sim_elapsed().unwrap_or_default())
     }
 }
