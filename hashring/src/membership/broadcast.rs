@@ -185,7 +185,11 @@ mod tests {
         assert_eq!(handler.drain(), vec![ann(3)]);
         assert!(handler.drain().is_empty());
         assert_eq!(handler.latest(), 3);
-        assert_eq!(handler.peer(), 3, "old news from a peer still proves it was heard");
+        assert_eq!(
+            handler.peer(),
+            3,
+            "old news from a peer still proves it was heard"
+        );
         assert!(BroadcastHandler::<u8>::receive_item(&mut handler, b"junk", Some(&peer)).is_err());
     }
 }
