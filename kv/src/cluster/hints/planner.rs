@@ -145,8 +145,7 @@ impl HandoffPlanner {
     /// first. Their targets count as in flight until [`delivered`](Self::delivered) or
     /// [`failed`](Self::failed).
     pub fn due(&mut self, now: Duration) -> Vec<Handoff> {
-        let in_flight = self.targets.values().filter(|t| t.in_flight).count();
-        let room = self.config.max_concurrent.saturating_sub(in_flight);
+        let room = self.config.max_concurrent.saturating_sub(self.in_flight());
         let mut ready: Vec<(Duration, NodeId)> = self
             .targets
             .iter()
@@ -201,8 +200,13 @@ impl HandoffPlanner {
     }
 
     /// When something may next become due (not counting new hints or nodes coming back, which
-    /// the shell reports as they happen); `None` when nothing is waiting.
+    /// the shell reports as they happen); `None` when nothing is waiting, or when the concurrency
+    /// cap is reached: then nothing can start before a batch finishes, and the shell wakes for
+    /// that anyway (a wake time here would be in the past and the shell would spin).
     pub fn next_wake(&self) -> Option<Duration> {
+        if self.in_flight() >= self.config.max_concurrent {
+            return None;
+        }
         self.targets
             .iter()
             .filter(|(id, t)| self.eligible(id, t))
@@ -222,6 +226,11 @@ impl HandoffPlanner {
     /// Failed batches in a row for `target` (0 when it is healthy or unknown).
     pub fn failures(&self, target: &NodeId) -> u32 {
         self.targets.get(target).map_or(0, |t| t.failures)
+    }
+
+    /// Batches being delivered.
+    fn in_flight(&self) -> usize {
+        self.targets.values().filter(|t| t.in_flight).count()
     }
 
     /// A target can get a batch when it has hints, none in flight, and is alive or redirected
