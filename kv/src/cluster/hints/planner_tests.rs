@@ -163,7 +163,11 @@ fn concurrency_is_capped_and_the_longest_waiting_go_first() {
          (a past one made the handoff task spin, found by the simulation's seed 5)"
     );
     p.delivered(&first[0], report(1, 1, false), 2 * SEC);
-    assert_eq!(p.next_wake(), Some(SEC), "a slot freed: the waiting target is due");
+    assert_eq!(
+        p.next_wake(),
+        Some(SEC),
+        "a slot freed: the waiting target is due"
+    );
     assert_eq!(due(&mut p, 2 * SEC).len(), 1, "a slot freed");
 }
 
