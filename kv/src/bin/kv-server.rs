@@ -26,7 +26,7 @@ use ringkit_kv::cluster::node::ClusterNode;
 use ringkit_kv::cluster::topology::Member;
 use ringkit_kv::grpc::serve_listener;
 use ringkit_kv::node::{KvNode, NodeConfig};
-use ringkit_kv::storage::{Durability, SqliteConfig, SqliteStorage};
+use ringkit_kv::storage::{Durability, SqliteConfig, SqliteStorage, StorageExt};
 use serde::Deserialize;
 
 /// How long a joining node keeps retrying a seed that cannot decide yet.
@@ -61,6 +61,10 @@ struct Args {
     /// SQLite reader threads [default: 2].
     #[arg(long, env = "KV_READERS")]
     readers: Option<usize>,
+    /// Memory-mapped I/O per SQLite connection, MiB [default: 0, off]. Helps read-only stores
+    /// only: any write makes every reader drop its map at its next read (see docs/kv.md).
+    #[arg(long, env = "KV_MMAP_MIB")]
+    mmap_mib: Option<u64>,
     /// Cluster members, comma-separated `id=grpc_addr[/gossip_addr]` (this node included);
     /// turns cluster mode on. Example: `n1=127.0.0.1:50071/127.0.0.1:7101,n2=...`.
     #[arg(long, env = "KV_CLUSTER_MEMBERS")]
@@ -160,6 +164,8 @@ struct FileConfig {
     metrics_listen: Option<String>,
     /// As `--readers`.
     readers: Option<usize>,
+    /// As `--mmap-mib`.
+    mmap_mib: Option<u64>,
     /// Longest key in bytes.
     max_key_bytes: Option<usize>,
     /// Largest value in bytes.
@@ -251,6 +257,9 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_default();
     if let Some(r) = args.readers.or(file.readers) {
         storage_config.readers = r;
+    }
+    if let Some(mib) = args.mmap_mib.or(file.mmap_mib) {
+        storage_config.mmap_bytes = mib.saturating_mul(1024 * 1024);
     }
     let mut node_config = NodeConfig::new(&node_id);
     let limits = &mut node_config.limits;
@@ -408,6 +417,13 @@ async fn run(
                 full.gossip = Some(gossip);
             }
             let members = full.cluster.members.len();
+            // A joining newcomer tells the cluster what it already stores: one that is not
+            // empty is refused (rows from an earlier life could bring deleted keys back).
+            let stored_rows = if join.is_some() {
+                store.read(|view| view.stats()).await?.rows
+            } else {
+                0
+            };
             let cluster = ClusterNode::start(
                 full,
                 store,
@@ -425,7 +441,7 @@ async fn run(
                 // retry for a while.
                 let deadline = tokio::time::Instant::now() + JOIN_PATIENCE;
                 let map = loop {
-                    match topology.join_through(&seed).await {
+                    match topology.join_through_holding(&seed, stored_rows).await {
                         Ok(map) => break map,
                         Err(e)
                             if e.code() == tonic::Code::Unavailable

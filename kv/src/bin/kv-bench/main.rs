@@ -57,6 +57,9 @@ struct Args {
     /// Durability of the embedded node.
     #[arg(long, value_enum, default_value = "full")]
     durability: DurabilityArg,
+    /// Memory-mapped I/O per SQLite connection of the embedded node, MiB (0: off, the default).
+    #[arg(long, default_value_t = 0)]
+    mmap_mib: u64,
     /// YCSB workload.
     #[arg(long, value_enum, default_value = "a")]
     workload: Workload,
@@ -246,6 +249,7 @@ async fn connect(args: &Args) -> anyhow::Result<(Vec<Client>, String)> {
             DurabilityArg::Full => Durability::Full,
             DurabilityArg::Normal => Durability::Normal,
         };
+        config.mmap_bytes = args.mmap_mib * 1024 * 1024;
         let store = tokio::task::spawn_blocking(move || SqliteStorage::open(config)).await??;
         let node = KvNode::new(store, NodeConfig::new("bench"), Arc::new(SystemClock))?;
         return Ok((

@@ -37,7 +37,10 @@ pub struct SqliteConfig {
     pub writer_cache_kib: u64,
     /// Page cache of each reader connection, KiB.
     pub reader_cache_kib: u64,
-    /// Memory-mapped I/O size per connection, bytes (0 disables).
+    /// Memory-mapped I/O size per connection, bytes (0 disables, the default). Off because
+    /// SQLite unmaps a reader's whole map whenever it starts a read after any commit
+    /// (`pagerBeginReadTransaction`), so under writes every read pays an `munmap` and fresh
+    /// page faults; it pays only for stores that are not being written (docs/benchmarks.md).
     pub mmap_bytes: u64,
     /// WAL size in pages at which the writer completes a checkpoint so the WAL starts over
     /// (bounds the WAL file at roughly this many pages).
@@ -56,7 +59,7 @@ impl SqliteConfig {
             max_batch_bytes: 32 * 1024 * 1024,
             writer_cache_kib: 64 * 1024,
             reader_cache_kib: 16 * 1024,
-            mmap_bytes: 256 * 1024 * 1024,
+            mmap_bytes: 0,
             checkpoint_pages: 32_768,
         }
     }
