@@ -281,11 +281,12 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
     }
 }
 
-/// How long the final reads keep retrying (simulated time from their start, after the heal). A partition black-holes
-/// the HTTP/2 connections across it (turmoil does not retransmit), and a coordinator finds such a
-/// connection dead only through keep-alive (10 s interval + 5 s timeout, the production
-/// settings), so a replica can stay unreachable from one coordinator for up to 15 s after the
-/// heal: the documented window. Reads that still fail after it are violations.
+/// How long the final reads keep retrying (simulated time from their start, after the heal).
+/// A partition black-holes the HTTP/2 connections across it (turmoil does not retransmit), and a
+/// coordinator finds such a connection dead only through keep-alive (10 s interval + 5 s
+/// timeout, the production settings), so a replica can stay unreachable from one coordinator
+/// for up to 15 s after the heal: the documented window. Reads that still fail after it are
+/// violations.
 const FINAL_READ_WINDOW: Duration = Duration::from_secs(20);
 
 /// Reads `key` through the nodes the cluster routes it to, in turn, until one answers; rounds of

@@ -249,7 +249,7 @@ async fn connect(args: &Args) -> anyhow::Result<(Vec<Client>, String)> {
             DurabilityArg::Full => Durability::Full,
             DurabilityArg::Normal => Durability::Normal,
         };
-        config.mmap_bytes = args.mmap_mib * 1024 * 1024;
+        config.mmap_bytes = args.mmap_mib.saturating_mul(1024 * 1024);
         let store = tokio::task::spawn_blocking(move || SqliteStorage::open(config)).await??;
         let node = KvNode::new(store, NodeConfig::new("bench"), Arc::new(SystemClock))?;
         return Ok((
