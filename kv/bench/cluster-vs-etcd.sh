@@ -23,16 +23,7 @@ CLIENTS="${CLIENTS:-64}"
 CONNS="${CONNS:-6}"
 RECORDS="${RECORDS:-100000}"
 WORKLOADS="${WORKLOADS:-a b}"
-WORK="$(mktemp -d /tmp/ringkit-vs-etcd.XXXXXX)"
-TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
-PIDS=()
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source kv/bench/processes.sh vs-etcd
 
 command -v etcd >/dev/null || { echo "etcd not found (Debian: apt-get install etcd-server)" >&2; exit 1; }
 PROTOX="$TARGET/ci-tools/bin/protox"
@@ -42,12 +33,6 @@ fi
 PROTOC="$PROTOX" cargo build --release -p ringkit-kv --features etcd-bench --bin kv-server --bin kv-bench
 BENCH="$TARGET/release/kv-bench"
 SERVER="$TARGET/release/kv-server"
-
-stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
 
 # run <system> <workload> <kv-bench target flags...>: appends "system workload ops p50 p99" lines.
 run() {

@@ -12,16 +12,7 @@ cd "$(dirname "$0")/../.."
 
 RECORDS="${RECORDS:-100000}"
 ROUNDS="${ROUNDS:-10}"
-WORK="$(mktemp -d /tmp/ringkit-restart.XXXXXX)"
-TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
-PIDS=()
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source kv/bench/processes.sh restart
 
 cargo build --release -p ringkit-kv --bin kv-server --bin kv-bench -p ringkit-clients --bin ringctl
 SERVER="$TARGET/release/kv-server"
