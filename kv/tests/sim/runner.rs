@@ -82,6 +82,20 @@ impl RunReport {
         (acked, self.history.len() - acked)
     }
 
+    /// A digest of everything the run showed (history with simulated times, faults, violations,
+    /// timings): two runs of a seed replay each other exactly iff their fingerprints match.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        // `DefaultHasher::new()` has fixed keys: equal in every process of this binary.
+        let mut h = DefaultHasher::new();
+        format!(
+            "{:?}|{}|{:?}|{}|{}",
+            self.history, self.schedule, self.violations, self.settle_ms, self.sim_ms
+        )
+        .hash(&mut h);
+        h.finish()
+    }
+
     /// A failure report: the seed, how to replay it, the schedule and each violation with the
     /// history of its key.
     pub(crate) fn failure(&self) -> String {
@@ -112,6 +126,7 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 /// If turmoil reports a host error (a node's software failed to start): a test bug.
 pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> RunReport {
     init_tracing();
+    align_task_ids();
     let mut rng = StdRng::seed_from_u64(seed);
     let max_latency = rng.random_range(1..=50u64);
     let mut sim = turmoil::Builder::new()
@@ -361,6 +376,37 @@ fn apply(
         Fault::MaxLatency(ms) => sim.set_max_message_latency(Duration::from_millis(*ms)),
     }
 }
+
+/// Tokio numbers tasks from one process-wide counter, and a current-thread runtime files each
+/// task in one of [`TASK_SHARDS`] lists by its number; shutting a runtime down (a simulated
+/// crash) drops the tasks list by list. Their sockets close in that order, and each close draws
+/// its latency from the simulation's random stream, so the order must not depend on how many
+/// tasks the process spawned before this run. Spawning throwaway tasks until the next number is
+/// a multiple of [`TASK_SHARDS`] gives every run of a seed the same filing.
+///
+/// Only a process that runs one simulation at a time keeps this: another thread spawning tasks
+/// meanwhile interleaves its numbers (see `run_seeds`, which gives each worker a process).
+///
+/// # Panics
+/// If a throwaway runtime cannot be built, or tokio's task id stops printing as a number.
+fn align_task_ids() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("a runtime to align task ids: {e}"));
+    loop {
+        let id = rt.spawn(async {}).id().to_string();
+        let id: u64 = id
+            .parse()
+            .unwrap_or_else(|e| panic!("tokio task id {id:?} is not a number: {e}"));
+        if (id + 1).is_multiple_of(TASK_SHARDS) {
+            return;
+        }
+    }
+}
+
+/// Shards of a current-thread runtime's task list (tokio's `OwnedTasks::new(1)`: four), rounded
+/// up generously: aligning to a multiple of it aligns to a multiple of the real count.
+const TASK_SHARDS: u64 = 1024;
 
 /// With `RINGKIT_SIM_LOG=<filter>` (e.g. `info,ringkit_kv::cluster::aae=debug`), the nodes' logs
 /// are printed with simulated time, to follow a replayed seed.
