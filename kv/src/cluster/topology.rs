@@ -75,6 +75,10 @@ pub struct PendingTransfer {
     pub from: NodeId,
     /// The new holder; writes already go to it.
     pub to: NodeId,
+    /// The epoch of the map that created the transfer: what tells it apart from a later move of
+    /// the same slot between the same nodes (`0` in maps saved before it was recorded).
+    #[serde(default)]
+    pub since: u64,
 }
 
 /// The cluster's membership and placement: the ring (which carries the epoch), each member's
@@ -331,6 +335,7 @@ mod tests {
             vec![PendingTransfer {
                 from: outsider.clone(),
                 to: set.write[0].clone(),
+                since: 0,
             }],
         );
         let during = moved.replica_set(h, 3);
@@ -353,6 +358,7 @@ mod tests {
             vec![PendingTransfer {
                 from: a.clone(),
                 to: b.clone(),
+                since: 0,
             }],
         );
         let set = during.replica_set(h, 3);
@@ -377,6 +383,7 @@ mod tests {
             vec![PendingTransfer {
                 from: gone.clone(),
                 to,
+                since: 0,
             }],
         )]);
         let leaving = ClusterMap::from_parts(ring.clone(), members.clone(), pending)

@@ -37,6 +37,21 @@ pub struct TransferDone {
     pub from: NodeId,
     /// The new holder.
     pub to: NodeId,
+    /// The epoch that created the transfer ([`PendingTransfer::since`]): a report about an
+    /// older transfer of the same slot is stale and completes nothing.
+    pub since: u64,
+}
+
+impl TransferDone {
+    /// The report that `transfer` of `partition` finished.
+    pub fn of(partition: PartitionId, transfer: &PendingTransfer) -> Self {
+        Self {
+            partition,
+            from: transfer.from.clone(),
+            to: transfer.to.clone(),
+            since: transfer.since,
+        }
+    }
 }
 
 /// What applying a change did.
@@ -163,7 +178,7 @@ fn complete(map: &ClusterMap, done: &[TransferDone]) -> Result<Applied, KvError>
     for d in done {
         if let Some(list) = pending.get_mut(&d.partition) {
             let before = list.len();
-            list.retain(|t| !(t.from == d.from && t.to == d.to));
+            list.retain(|t| !(t.from == d.from && t.to == d.to && t.since == d.since));
             any |= list.len() != before;
             if list.is_empty() {
                 pending.remove(&d.partition);
@@ -188,16 +203,18 @@ fn rebuild(
     members: Vec<Member>,
     dead: Option<&NodeId>,
 ) -> Result<Applied, KvError> {
-    // Transfers still running (only possible on `remove`) continue; one whose source is the dead
-    // node is taken over by the partition's other current replicas (their union), and one to the
-    // dead node is dropped (its slot moves again below).
+    // Transfers still running (only possible on `remove`) continue under their epoch; one whose
+    // source is the dead node is taken over by the partition's other current replicas (their
+    // union: new transfers, of the new epoch), and one to the dead node is dropped (its slot
+    // moves again below).
+    let epoch = ring.epoch();
     let mut pending: BTreeMap<PartitionId, Vec<PendingTransfer>> = BTreeMap::new();
     for (p, list) in map.pending() {
         for t in list.iter().filter(|t| Some(&t.to) != dead) {
-            let from = if Some(&t.from) == dead {
-                sources(map.ring(), *p, &t.to, dead)
+            let (from, since) = if Some(&t.from) == dead {
+                (sources(map.ring(), *p, &t.to, dead), epoch)
             } else {
-                vec![t.from.clone()]
+                (vec![t.from.clone()], t.since)
             };
             let kept = pending.entry(*p).or_default();
             for from in from {
@@ -205,6 +222,7 @@ fn rebuild(
                     kept.push(PendingTransfer {
                         from,
                         to: t.to.clone(),
+                        since,
                     });
                 }
             }
@@ -227,6 +245,7 @@ fn rebuild(
                 list.push(PendingTransfer {
                     from,
                     to: to.clone(),
+                    since: epoch,
                 });
             }
         }

@@ -43,11 +43,7 @@ fn complete_all(mut map: ClusterMap, up: &BTreeSet<NodeId>) -> ClusterMap {
         let epoch = map.epoch();
         map = changed(apply(
             &map,
-            &RingChange::Complete(vec![TransferDone {
-                partition: p,
-                from: t.from,
-                to: t.to,
-            }]),
+            &RingChange::Complete(vec![TransferDone::of(p, &t)]),
             up,
         ));
         assert_eq!(map.epoch(), epoch + 1, "every completion is a new version");
@@ -121,11 +117,7 @@ fn a_join_streams_only_to_the_new_node_then_completes() {
         .next()
         .map(|(p, l)| (*p, l[0].clone()))
         .unwrap_or_else(|| panic!("transfers"));
-    let again = RingChange::Complete(vec![TransferDone {
-        partition: t.0,
-        from: t.1.from,
-        to: t.1.to,
-    }]);
+    let again = RingChange::Complete(vec![TransferDone::of(t.0, &t.1)]);
     assert_eq!(apply(&done, &again, &up).ok(), Some(Applied::Unchanged));
 }
 
@@ -241,13 +233,7 @@ fn completions_reported_together_make_one_epoch() {
     let all: Vec<TransferDone> = joined
         .pending()
         .iter()
-        .flat_map(|(p, l)| {
-            l.iter().map(|t| TransferDone {
-                partition: *p,
-                from: t.from.clone(),
-                to: t.to.clone(),
-            })
-        })
+        .flat_map(|(p, l)| l.iter().map(|t| TransferDone::of(*p, t)))
         .collect();
     let done = changed(apply(&joined, &RingChange::Complete(all.clone()), &up));
     assert_eq!(done.epoch(), joined.epoch() + 1);
@@ -331,4 +317,48 @@ fn a_dead_source_of_a_join_is_replaced_by_the_other_replicas() {
         "e still receives {p}, now from the other replicas"
     );
     assert!(!to_e.contains(&id("c")));
+}
+
+#[test]
+fn a_stale_completion_does_not_complete_a_newer_move_of_the_same_slot() {
+    let map = cluster(&["a", "b", "c"]);
+    let up = live(&["a", "b", "c", "d"]);
+    let joined = changed(apply(&map, &RingChange::Join(member("d")), &up));
+    assert!(
+        joined
+            .pending()
+            .values()
+            .flatten()
+            .all(|t| t.since == joined.epoch()),
+        "a change's transfers carry its epoch"
+    );
+    // d joins, leaves and joins again: some slots move between the same nodes twice.
+    let settled = complete_all(joined.clone(), &up);
+    let left = complete_all(
+        changed(apply(&settled, &RingChange::Leave(id("d")), &up)),
+        &up,
+    );
+    let rejoined = changed(apply(&left, &RingChange::Join(member("d")), &up));
+    let (p, old, new) = rejoined
+        .pending()
+        .iter()
+        .find_map(|(p, list)| {
+            let first = joined.pending().get(p)?;
+            list.iter().find_map(|new| {
+                let old = first
+                    .iter()
+                    .find(|o| o.from == new.from && o.to == new.to)?;
+                Some((*p, old.clone(), new.clone()))
+            })
+        })
+        .unwrap_or_else(|| panic!("the rejoin repeats none of the first join's moves"));
+    assert!(new.since > old.since);
+
+    // The first join's report, delayed until now, completes nothing.
+    let stale = RingChange::Complete(vec![TransferDone::of(p, &old)]);
+    assert_eq!(apply(&rejoined, &stale, &up).ok(), Some(Applied::Unchanged));
+    // The current one does.
+    let current = RingChange::Complete(vec![TransferDone::of(p, &new)]);
+    let done = changed(apply(&rejoined, &current, &up));
+    assert!(done.pending().get(&p).is_none_or(|l| !l.contains(&new)));
 }

@@ -119,6 +119,7 @@ fn transfers(p: PartitionId, list: &[PendingTransfer]) -> impl Iterator<Item = p
         partition: p.0,
         from: t.from.to_string(),
         to: t.to.to_string(),
+        since: t.since,
     })
 }
 

@@ -205,6 +205,7 @@ impl KvAdmin for KvAdminService {
                     .map_err(|e| KvError::InvalidArgument(e.to_string()))?,
                 from: convert::node_id(&t.from, "from")?,
                 to: convert::node_id(&t.to, "to")?,
+                since: t.since,
             });
         }
         let change = RingChange::Complete(done);

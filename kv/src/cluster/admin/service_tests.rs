@@ -137,6 +137,7 @@ async fn bad_input_is_invalid_argument_with_a_reason() {
                     partition: 1 << 30,
                     from: "a".into(),
                     to: "b".into(),
+                    since: 0,
                 }],
             }))
             .await,

@@ -484,6 +484,7 @@ fn forward_request(change: &RingChange) -> Forward {
                     partition: d.partition.0,
                     from: d.from.to_string(),
                     to: d.to.to_string(),
+                    since: d.since,
                 })
                 .collect(),
         }),

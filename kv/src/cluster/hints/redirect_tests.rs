@@ -79,6 +79,7 @@ fn a_departing() -> Arc<ClusterMap> {
         vec![PendingTransfer {
             from: NodeId::from("a"),
             to: NodeId::from("b"),
+            since: 0,
         }],
     )]);
     Arc::new(ClusterMap::from_parts(ring, members, pending).unwrap_or_else(|e| panic!("{e}")))

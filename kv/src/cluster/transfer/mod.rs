@@ -11,5 +11,5 @@
 mod plan;
 mod runner;
 
-pub use plan::{TransferTask, holds, outgoing, split_by_bytes, to_start};
+pub use plan::{TaskKey, TransferTask, holds, outgoing, split_by_bytes, to_start};
 pub use runner::{PartitionSource, TransferConfig, spawn};

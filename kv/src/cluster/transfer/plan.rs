@@ -9,11 +9,15 @@ use crate::cluster::topology::ClusterMap;
 use crate::model::{HashRange, Object};
 use crate::storage::RowEntry;
 
+/// What identifies a [`TransferTask`]: partition, new holder, and the epoch that created it.
+pub type TaskKey = (PartitionId, NodeId, u64);
+
 /// One partition to stream from this node to a new holder.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TransferTask {
-    /// The ring version that asked for it (reported back on completion).
-    pub epoch: u64,
+    /// The epoch that created the transfer ([`PendingTransfer::since`](crate::cluster::topology::PendingTransfer::since)),
+    /// reported back on completion.
+    pub since: u64,
     /// The partition.
     pub partition: PartitionId,
     /// Its hash range: what `ReadView::hash_range` pages over.
@@ -23,10 +27,10 @@ pub struct TransferTask {
 }
 
 impl TransferTask {
-    /// Identity of the work regardless of the epoch it was seen at (completions bump the epoch
-    /// without changing the other transfers).
-    pub fn key(&self) -> (PartitionId, NodeId) {
-        (self.partition, self.to.clone())
+    /// Identity of the work: completions of other transfers bump the map's epoch without
+    /// changing this one, but a new move of the same slot is new work.
+    pub fn key(&self) -> TaskKey {
+        (self.partition, self.to.clone(), self.since)
     }
 }
 
@@ -36,7 +40,7 @@ pub fn outgoing(map: &ClusterMap, me: &NodeId) -> Vec<TransferTask> {
     for (p, list) in map.pending() {
         for t in list.iter().filter(|t| &t.from == me) {
             out.push(TransferTask {
-                epoch: map.epoch(),
+                since: t.since,
                 partition: *p,
                 range: map.ring().partition_range(*p),
                 to: t.to.clone(),
@@ -49,7 +53,7 @@ pub fn outgoing(map: &ClusterMap, me: &NodeId) -> Vec<TransferTask> {
 /// Tasks in `wanted` not yet in `running` (by [`TransferTask::key`]).
 pub fn to_start<'a>(
     wanted: &'a [TransferTask],
-    running: &'a BTreeSet<(PartitionId, NodeId)>,
+    running: &'a BTreeSet<TaskKey>,
 ) -> impl Iterator<Item = &'a TransferTask> + 'a {
     wanted.iter().filter(move |t| !running.contains(&t.key()))
 }
@@ -117,6 +121,7 @@ mod tests {
                 vec![PendingTransfer {
                     from: "a".into(),
                     to: "b".into(),
+                    since: 0,
                 }],
             ),
             (
@@ -124,6 +129,7 @@ mod tests {
                 vec![PendingTransfer {
                     from: "c".into(),
                     to: "a".into(),
+                    since: 0,
                 }],
             ),
         ]);

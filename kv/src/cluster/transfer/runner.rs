@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringkit_hashring::{NodeId, PartitionId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::plan::{TransferTask, holds, outgoing, split_by_bytes, to_start};
+use super::plan::{TaskKey, TransferTask, holds, outgoing, split_by_bytes, to_start};
 use crate::cluster::admin::{RingChange, Topology, TransferDone};
 use crate::cluster::peers::ReplicaPeers;
 use crate::error::KvError;
@@ -148,7 +147,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let me = ctx.topology.local().id.clone();
         let mut maps = ctx.topology.subscribe();
-        let running: Arc<Mutex<BTreeSet<(PartitionId, NodeId)>>> = Arc::default();
+        let running: Arc<Mutex<BTreeSet<TaskKey>>> = Arc::default();
         let mut jobs = JoinSet::new();
         let reporting = tokio::spawn(reporter(ctx.topology.clone(), inbox, report_window));
         tokio::pin!(shutdown);
@@ -185,9 +184,10 @@ pub fn spawn(
 fn still_pending(ctx: &Ctx, task: &TransferTask) -> bool {
     let map = ctx.topology.map();
     let me = &ctx.topology.local().id;
-    map.pending()
-        .get(&task.partition)
-        .is_some_and(|l| l.iter().any(|t| &t.from == me && t.to == task.to))
+    map.pending().get(&task.partition).is_some_and(|l| {
+        l.iter()
+            .any(|t| &t.from == me && t.to == task.to && t.since == task.since)
+    })
 }
 
 /// Streams, verifies and reports one transfer, retrying until the map no longer lists it.
@@ -208,6 +208,7 @@ async fn run_one(ctx: &Ctx, task: TransferTask) {
                 partition: task.partition,
                 from: ctx.topology.local().id.clone(),
                 to: task.to.clone(),
+                since: task.since,
             };
             let (tx, rx) = oneshot::channel();
             ctx.reports
