@@ -199,7 +199,10 @@ pub(crate) async fn run(channel: Channel, cmd: KvAdminCommand) -> Result<()> {
 
 fn print_transfers(pending: &[admin::Transfer]) {
     for t in pending {
-        println!("  transfer p{}: {} -> {}", t.partition, t.from, t.to);
+        println!(
+            "  transfer p{}: {} -> {} (since epoch {})",
+            t.partition, t.from, t.to, t.since
+        );
     }
 }
 
