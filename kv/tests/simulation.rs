@@ -120,8 +120,8 @@ impl SeedResult {
 }
 
 /// Runs `seeds` split over `workers` processes of this binary, each running the test `test`
-/// on its share; returns every seed's result, in seed order. A worker's output (one line per
-/// seed, and the report of each failure) is printed as it arrives.
+/// on its share; returns every seed's result, in seed order. Each worker's output (one line per
+/// seed, and the report of each failure) is printed when the worker ends.
 ///
 /// # Panics
 /// If a worker cannot be started, or exits without reporting all of its seeds (it crashed, or
