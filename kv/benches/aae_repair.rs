@@ -11,7 +11,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ringkit_hashring::{NodeId, RingConfig};
 use ringkit_kv::clock::SystemClock;
-use ringkit_kv::cluster::aae::remote::{RowsPage, RowsQuery, TreeQuery};
+use ringkit_kv::cluster::aae::remote::{RootsQuery, RowsPage, RowsQuery, TreeQuery};
 use ringkit_kv::cluster::aae::{Aae, AaeConfig, AaePeers, AaeTrees, TrackedStorage};
 use ringkit_kv::cluster::peers::ReplicaPeers;
 use ringkit_kv::cluster::topology::{ClusterMap, LiveSet, Member};
@@ -45,6 +45,13 @@ impl<S: Storage> Mesh<S> {
 
 #[async_trait::async_trait]
 impl<S: Storage> AaePeers for Mesh<S> {
+    async fn tree_roots(
+        &self,
+        to: &NodeId,
+        q: RootsQuery,
+    ) -> Result<Vec<Option<RangeSummary>>, KvError> {
+        self.get(to)?.tree_roots(q).await
+    }
     async fn tree_nodes(&self, to: &NodeId, q: TreeQuery) -> Result<Vec<RangeSummary>, KvError> {
         self.get(to)?.tree_nodes(q).await
     }

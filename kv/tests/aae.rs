@@ -5,10 +5,16 @@
 mod aae_support;
 
 use bytes::Bytes;
-use ringkit_kv::cluster::aae::remote::{RowsQuery, TreeQuery};
-use ringkit_kv::cluster::aae::{AaeConfig, TreeShape};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringkit_kv::cluster::aae::remote::{MAX_ROOTS_PER_QUERY, RootsQuery, RowsQuery, TreeQuery};
+use ringkit_kv::cluster::aae::sweep::RootVerdict;
+use ringkit_kv::cluster::aae::task::Step;
+use ringkit_kv::cluster::aae::{AaeConfig, AaeLoop, TreeShape, replicated_partitions};
 use ringkit_kv::cluster::peers::ReplicaPeers;
 use ringkit_kv::error::KvError;
+use ringkit_kv::model::key_hash;
 
 use aae_support::{BOUND, Cluster, config, delete, put};
 
@@ -109,6 +115,164 @@ async fn malformed_peer_requests_are_invalid_argument() {
     })
     .await
     .unwrap_or_else(|_| panic!("test exceeded {BOUND:?}"));
+}
+
+/// The partitions of node `a` and the sweep's verdict on each against node `b`.
+async fn sweep(c: &Cluster, a: usize, b: usize) -> Vec<(u32, RootVerdict)> {
+    let node = c.node(a);
+    let (_, mine) = node.sync().unwrap_or_else(|e| panic!("{e}"));
+    let mine: Vec<u32> = mine.into_iter().collect();
+    node.sweep(&c.mesh, &c.ids[b], &mine)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_sweep_names_exactly_the_partitions_whose_roots_differ() {
+    tokio::time::timeout(BOUND, async {
+        let c = Cluster::new(2, 2, 8);
+        let (a, b) = (c.node(0), c.node(1));
+        for i in 0..40 {
+            put(&a, &format!("shared{i}"), "v").await;
+        }
+        c.mesh
+            .merge(&c.ids[1], c.rows(0).await.into_iter().collect(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let verdicts = sweep(&c, 0, 1).await;
+        assert_eq!(verdicts.len(), 8, "both replicate all 8 partitions");
+        assert!(verdicts.iter().all(|(_, v)| *v == RootVerdict::Equal));
+
+        put(&b, "only-b", "x").await;
+        let expected = a.map().ring().partition_of_hash(key_hash(b"only-b")).0;
+        let differing: Vec<u32> = sweep(&c, 0, 1)
+            .await
+            .into_iter()
+            .filter(|(_, v)| *v == RootVerdict::Differs)
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(differing, vec![expected]);
+        let report = a
+            .exchange(&c.mesh, &c.mesh, &c.ids[1], expected)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.keys_differing, 1);
+        assert!(
+            sweep(&c, 1, 0)
+                .await
+                .iter()
+                .all(|(_, v)| *v == RootVerdict::Equal),
+            "equal again after the exchange, seen from either side"
+        );
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test exceeded {BOUND:?}"));
+}
+
+#[tokio::test]
+async fn roots_queries_are_checked_and_partitions_not_replicated_say_so() {
+    tokio::time::timeout(BOUND, async {
+        // Three nodes, two replicas a key: each node replicates some partitions, not all.
+        let c = Cluster::new(3, 2, 8);
+        let a = c.node(0);
+        let mine = replicated_partitions(&a.map(), &c.ids[0], 2);
+        assert!(mine.len() < 8);
+        let all: Vec<u32> = (0..8).collect();
+        let good = RootsQuery {
+            partition_count: 8,
+            shape: config(2).shape,
+            partitions: all.clone(),
+        };
+        let roots = a
+            .tree_roots(good.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (p, root) in all.iter().zip(&roots) {
+            assert_eq!(root.is_some(), mine.contains(p), "partition {p}");
+        }
+        fn code<T>(r: Result<T, KvError>) -> Option<tonic::Code> {
+            r.err().map(|e| e.code())
+        }
+        let invalid = Some(tonic::Code::InvalidArgument);
+        let other_shape = RootsQuery {
+            shape: TreeShape {
+                fan_out: 16,
+                depth: 3,
+            },
+            ..good.clone()
+        };
+        assert_eq!(code(a.tree_roots(other_shape).await), invalid);
+        let other_ring = RootsQuery {
+            partition_count: 16,
+            ..good.clone()
+        };
+        assert_eq!(code(a.tree_roots(other_ring).await), invalid);
+        let out_of_range = RootsQuery {
+            partitions: vec![1, 8],
+            ..good.clone()
+        };
+        assert_eq!(code(a.tree_roots(out_of_range).await), invalid);
+        let too_many = RootsQuery {
+            partitions: vec![0; MAX_ROOTS_PER_QUERY + 1],
+            ..good
+        };
+        assert_eq!(code(a.tree_roots(too_many).await), invalid);
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test exceeded {BOUND:?}"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_sweeps_then_exchanges_only_what_differs() {
+    let cfg = AaeConfig {
+        pair_interval: Duration::from_secs(1),
+        min_tick: Duration::from_millis(10),
+        ..config(3)
+    };
+    // Three nodes, every partition on all three: node 0 sweeps two peers in turn.
+    let c = Cluster::with_config(3, 8, cfg);
+    for i in 0..30 {
+        put(&c.node(0), &format!("k{i}"), "v").await;
+    }
+    for peer in [1, 2] {
+        c.mesh
+            .merge(&c.ids[peer], c.rows(0).await.into_iter().collect(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    put(&c.node(2), "late", "x").await;
+    let mesh = Arc::new(c.mesh.clone());
+    let mut aae_loop = AaeLoop::new(c.node(0), mesh.clone(), mesh);
+    let mut steps = Vec::new();
+    while steps.len() < 4 {
+        let (step, wait) = aae_loop.step().await;
+        match step {
+            Step::Idle => {}
+            Step::Swept(peer, Ok(verdicts)) => {
+                let differing = verdicts
+                    .iter()
+                    .filter(|(_, v)| *v == RootVerdict::Differs)
+                    .count();
+                steps.push(format!("sweep {peer}: {differing} of {}", verdicts.len()));
+            }
+            Step::Exchanged(_, peer, Ok(r)) => {
+                steps.push(format!("exchange {peer}: {} keys", r.keys_differing));
+            }
+            Step::Reaped(..) => {}
+            other => panic!("{other:?}"),
+        }
+        tokio::time::advance(wait).await;
+    }
+    assert_eq!(
+        steps,
+        [
+            "sweep n1: 0 of 8",
+            "sweep n2: 1 of 8",
+            "exchange n2: 1 keys",
+            "sweep n1: 1 of 8",
+        ],
+        "n1 now lacks the key n0 took from n2"
+    );
 }
 
 #[tokio::test]

@@ -272,6 +272,13 @@ pub trait ReadView {
     /// Storage failures.
     fn summarize(&mut self, range: &HashRange) -> Result<RangeSummary, KvError>;
 
+    /// The hash and digest of every row in a hash range, in no particular order: one scan
+    /// that summarises many adjacent ranges at once (a whole Merkle tree's leaves).
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn row_digests(&mut self, range: &HashRange) -> Result<Vec<(u64, u64)>, KvError>;
+
     /// Counts over everything stored.
     ///
     /// # Errors

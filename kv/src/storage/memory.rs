@@ -294,6 +294,16 @@ impl ReadView for &State {
         Ok(summary)
     }
 
+    fn row_digests(&mut self, range: &HashRange) -> Result<Vec<(u64, u64)>, KvError> {
+        let start = Bound::Included((*range.start(), Bytes::new()));
+        Ok(self
+            .by_hash
+            .range((start, Bound::Unbounded))
+            .take_while(|(hash, _)| *hash <= *range.end())
+            .filter_map(|(hash, key)| self.rows.get(key).map(|row| (*hash, row.digest)))
+            .collect())
+    }
+
     fn stats(&mut self) -> Result<DataStats, KvError> {
         let mut s = DataStats::default();
         for row in self.rows.values() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringkit_hashring::{NodeId, RingConfig};
 use ringkit_kv::clock::SystemClock;
-use ringkit_kv::cluster::aae::remote::{RowsPage, RowsQuery, TreeQuery};
+use ringkit_kv::cluster::aae::remote::{RootsQuery, RowsPage, RowsQuery, TreeQuery};
 use ringkit_kv::cluster::aae::{
     Aae, AaeConfig, AaePeers, AaeTrees, TrackedStorage, TreeShape, reap::TombstoneWatch,
     replicated_partitions,
@@ -47,6 +47,13 @@ impl Mesh {
 
 #[async_trait::async_trait]
 impl AaePeers for Mesh {
+    async fn tree_roots(
+        &self,
+        to: &NodeId,
+        q: RootsQuery,
+    ) -> Result<Vec<Option<RangeSummary>>, KvError> {
+        self.get(to)?.tree_roots(q).await
+    }
     async fn tree_nodes(&self, to: &NodeId, q: TreeQuery) -> Result<Vec<RangeSummary>, KvError> {
         self.get(to)?.tree_nodes(q).await
     }

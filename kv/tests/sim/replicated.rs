@@ -36,7 +36,7 @@ pub(crate) struct Replicated {
     pub(crate) handoff_interval: Duration,
     /// Longest handoff backoff after failures.
     pub(crate) handoff_backoff_max: Duration,
-    /// Anti-entropy exchange interval per partition pair.
+    /// Anti-entropy pair interval: each peer is swept about this often.
     pub(crate) aae_interval: Duration,
     /// Age after which anti-entropy reaps a tombstone every replica holds.
     pub(crate) tombstone_grace: Duration,
@@ -72,15 +72,10 @@ fn members(names: &[String]) -> Vec<Member> {
         .collect()
 }
 
-/// The ring of the simulated cluster: 16 partitions instead of the 512 a 5-node cluster gets
-/// by default, so that an anti-entropy round over every (partition, peer) pair fits in about a
-/// simulated second (at 512 partitions one round is about 600 exchanges, over 12 s at the
-/// default 20 ms spacing).
+/// The ring of the simulated cluster: the 512 partitions a real 5-node cluster gets
+/// (`RingConfig::for_cluster_size(5)`), so anti-entropy and transfers run at production scale.
 fn ring() -> RingConfig {
-    RingConfig {
-        partitions: 16,
-        replicas: N,
-    }
+    RingConfig::for_cluster_size(5).with_replicas(N)
 }
 
 /// The bootstrap map every node builds (the same on all of them).

@@ -273,6 +273,28 @@ pub(super) fn hash_ranges_partition_the_keys(s: &impl Storage) {
     }
     assert_eq!((total.rows, total.digest), sum);
     assert_eq!(total.rows, 60);
+
+    // Row digests: one (hash, digest) a row, the same rows and digests the summaries add up.
+    for p in 0..4 {
+        let range = partition_hash_range(2, p).unwrap_or_else(|| panic!("partition"));
+        let r = range.clone();
+        let mut digests = s
+            .read_blocking(move |v| v.row_digests(&r))
+            .unwrap_or_else(|e| panic!("{e}"));
+        digests.sort_unstable();
+        let mut hashes: Vec<u64> = all
+            .iter()
+            .map(|e| e.hash)
+            .filter(|h| range.contains(h))
+            .collect();
+        hashes.sort_unstable();
+        assert_eq!(digests.iter().map(|d| d.0).collect::<Vec<_>>(), hashes);
+        let part = s
+            .read_blocking(move |v| v.summarize(&range))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let digest = digests.iter().fold(0u64, |a, d| a.wrapping_add(d.1));
+        assert_eq!((digests.len() as u64, digest), (part.rows, part.digest));
+    }
 }
 
 pub(super) fn closed_store_refuses_work(s: &impl Storage) {

@@ -9,10 +9,11 @@ use super::tree::TreeShape;
 pub struct AaeConfig {
     /// Replicas a key has (the cluster's N): which partitions this node replicates.
     pub n: usize,
-    /// Each (partition, peer) pair is exchanged about this often; the loop spaces single
-    /// exchanges evenly over it (at least [`min_tick`](Self::min_tick) apart).
+    /// Each (partition, peer) pair is compared about this often: the loop sweeps each fellow
+    /// replica's shared partitions in one call, spacing the sweeps of the peers evenly over it
+    /// (at least [`min_tick`](Self::min_tick) apart).
     pub pair_interval: Duration,
-    /// Smallest pause between two exchanges, whatever the number of pairs.
+    /// Smallest pause between two pieces of work (sweeps, exchanges, reaping passes).
     pub min_tick: Duration,
     /// Shape of every tree (both sides of an exchange must agree).
     pub shape: TreeShape,

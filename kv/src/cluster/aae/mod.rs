@@ -21,10 +21,12 @@
 //! - [`budget`]: [`IoBudget`], rows read per second.
 //! - [`config`]: [`AaeConfig`], the settings.
 //! - [`node`]: [`Aae`], a node's anti-entropy state and the answers it gives peers.
-//! - [`session`]: one exchange and its repairs.
+//! - [`sweep`]: the roots of every partition shared with a peer, compared in one call.
+//! - [`session`]: one exchange (of a partition a sweep found different) and its repairs.
+//! - [`schedule`]: [`Schedule`](schedule::Schedule), which work comes next (sans-IO).
 //! - [`remote`]: [`AaePeers`], the calls to other nodes, and their gRPC implementation.
 //! - [`mod@service`]: the `AntiEntropy` gRPC service ([`service()`]).
-//! - [`task`]: the periodic loop ([`spawn`]).
+//! - [`task`]: the loop that runs the schedule ([`spawn`]).
 //! - [`status`]: metrics and [`AaeStatus`] for the admin API.
 
 pub mod budget;
@@ -34,9 +36,11 @@ pub mod node;
 pub mod reap;
 mod reaper;
 pub mod remote;
+pub mod schedule;
 pub mod service;
 pub mod session;
 pub mod status;
+pub mod sweep;
 pub mod task;
 pub mod tracked;
 pub mod tree;

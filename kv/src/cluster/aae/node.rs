@@ -13,9 +13,10 @@ use tokio::sync::watch;
 use super::budget::IoBudget;
 use super::config::{AaeConfig, MAX_PAGE_ROWS};
 use super::exchange::RowDigest;
-use super::remote::{RemoteRow, RowsPage, RowsQuery, TreeQuery};
+use super::remote::{MAX_ROOTS_PER_QUERY, RemoteRow, RootsQuery, RowsPage, RowsQuery, TreeQuery};
 use super::status::StatusBoard;
 use super::tracked::TrackedStorage;
+use super::tree::TreeShape;
 use super::trees::AaeTrees;
 use crate::cluster::topology::{ClusterMap, LiveSet};
 use crate::error::KvError;
@@ -179,21 +180,68 @@ impl<S: Storage> Aae<S> {
         Ok((count, mine))
     }
 
+    /// Refuses a peer whose trees have another shape (their summaries would not compare).
+    fn check_shape(&self, shape: TreeShape) -> Result<(), KvError> {
+        let ours = self.inner.config.shape;
+        if shape == ours {
+            return Ok(());
+        }
+        Err(KvError::InvalidArgument(format!(
+            "tree shape {}x{} differs from this node's {}x{} (set the same aae shape on every node)",
+            shape.fan_out, shape.depth, ours.fan_out, ours.depth
+        )))
+    }
+
+    /// Answers a peer's [`RootsQuery`]: refreshes each partition this node replicates, then
+    /// sends its root; `None` for the others (a peer that follows an older or newer map).
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT when the ring size or tree shape differs from ours, a partition is out
+    /// of range, or the query names more than [`MAX_ROOTS_PER_QUERY`] partitions; storage
+    /// failures.
+    pub async fn tree_roots(&self, q: RootsQuery) -> Result<Vec<Option<RangeSummary>>, KvError> {
+        self.check_shape(q.shape)?;
+        let (count, mine) = self.sync()?;
+        if q.partition_count != count {
+            return Err(KvError::InvalidArgument(format!(
+                "ring of {} partitions differs from node {}'s {count} (epoch {})",
+                q.partition_count,
+                self.inner.local,
+                self.map().epoch()
+            )));
+        }
+        if q.partitions.len() > MAX_ROOTS_PER_QUERY {
+            return Err(KvError::InvalidArgument(format!(
+                "{} partitions in one roots query; ask for at most {MAX_ROOTS_PER_QUERY}",
+                q.partitions.len()
+            )));
+        }
+        if let Some(bad) = q.partitions.iter().find(|&&p| p >= count) {
+            return Err(KvError::InvalidArgument(format!(
+                "partition {bad} is out of range (the ring has {count})"
+            )));
+        }
+        let mut roots = Vec::with_capacity(q.partitions.len());
+        for p in q.partitions {
+            if !mine.contains(&p) {
+                roots.push(None);
+                continue;
+            }
+            self.trees()
+                .refresh(self.inner.node.storage(), p, &self.inner.budget)
+                .await?;
+            roots.push(self.trees().with_tree(count, p, |t| t.node(0, 0)).flatten());
+        }
+        Ok(roots)
+    }
+
     /// Answers a peer's [`TreeQuery`]: refreshes the partition first when the root is asked for.
     ///
     /// # Errors
     /// INVALID_ARGUMENT when the tree's identity differs from ours or an index is out of range;
     /// storage failures.
     pub async fn tree_nodes(&self, q: TreeQuery) -> Result<Vec<RangeSummary>, KvError> {
-        if q.shape != self.inner.config.shape {
-            return Err(KvError::InvalidArgument(format!(
-                "tree shape {}x{} differs from this node's {}x{} (set the same aae shape on every node)",
-                q.shape.fan_out,
-                q.shape.depth,
-                self.inner.config.shape.fan_out,
-                self.inner.config.shape.depth
-            )));
-        }
+        self.check_shape(q.shape)?;
         let (count, mine) = self.sync()?;
         if q.partition_count != count || !mine.contains(&q.partition) {
             return Err(KvError::InvalidArgument(format!(

@@ -18,6 +18,20 @@ use crate::error::KvError;
 use crate::model::{HashRange, Object, decode_object};
 use crate::storage::RangeSummary;
 
+/// Most partitions one [`RootsQuery`] may name.
+pub const MAX_ROOTS_PER_QUERY: usize = 4096;
+
+/// The roots of some partitions' trees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootsQuery {
+    /// Partitions in the ring.
+    pub partition_count: u32,
+    /// The asker's tree shape (must match).
+    pub shape: TreeShape,
+    /// The partitions, answered in order (at most [`MAX_ROOTS_PER_QUERY`]).
+    pub partitions: Vec<u32>,
+}
+
 /// Some nodes of one level of a partition's tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TreeQuery {
@@ -67,6 +81,17 @@ pub struct RowsPage {
 /// The anti-entropy calls a node makes to another.
 #[async_trait::async_trait]
 pub trait AaePeers: Send + Sync + 'static {
+    /// The root summary of each partition of `q` on `to` (refreshed first), in order; `None`
+    /// for a partition `to` does not replicate.
+    ///
+    /// # Errors
+    /// Unreachable peer, timeout, or the peer refused (other ring or shape).
+    async fn tree_roots(
+        &self,
+        to: &NodeId,
+        q: RootsQuery,
+    ) -> Result<Vec<Option<RangeSummary>>, KvError>;
+
     /// Tree node summaries of `to`.
     ///
     /// # Errors
@@ -139,6 +164,45 @@ impl GrpcAaePeers {
 
 #[async_trait::async_trait]
 impl AaePeers for GrpcAaePeers {
+    async fn tree_roots(
+        &self,
+        to: &NodeId,
+        q: RootsQuery,
+    ) -> Result<Vec<Option<RangeSummary>>, KvError> {
+        let q_partitions = q.partitions.clone();
+        let wanted = q_partitions.len();
+        let req = self.request(pb::AaeRootsRequest {
+            partition_count: q.partition_count,
+            fan_out: q.shape.fan_out,
+            depth: q.shape.depth,
+            partitions: q.partitions,
+        });
+        let reply = self
+            .call(to, |mut c| async move { c.tree_roots(req).await })
+            .await?;
+        if reply.roots.len() != wanted {
+            return Err(KvError::Internal(format!(
+                "peer {to} sent {} tree roots for {wanted}",
+                reply.roots.len()
+            )));
+        }
+        reply
+            .roots
+            .into_iter()
+            .zip(&q_partitions)
+            .map(|(r, p)| match (r.replicated, r.node) {
+                (true, Some(n)) => Ok(Some(RangeSummary {
+                    rows: n.rows,
+                    digest: n.digest,
+                })),
+                (true, None) => Err(KvError::Internal(format!(
+                    "peer {to} replicates partition {p} but sent no root"
+                ))),
+                (false, _) => Ok(None),
+            })
+            .collect()
+    }
+
     async fn tree_nodes(&self, to: &NodeId, q: TreeQuery) -> Result<Vec<RangeSummary>, KvError> {
         let wanted = q.nodes.len();
         let req = self.request(pb::AaeTreeRequest {

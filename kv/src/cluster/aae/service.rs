@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tonic::{Request, Response, Status};
 
 use super::node::Aae;
-use super::remote::{RowsQuery, TreeQuery};
+use super::remote::{RootsQuery, RowsQuery, TreeQuery};
 use super::tree::TreeShape;
 use crate::cluster::pb;
 use crate::cluster::pb::anti_entropy_server::{AntiEntropy, AntiEntropyServer};
@@ -34,6 +34,34 @@ pub fn service<S: Storage>(aae: Aae<S>) -> AntiEntropyServer<AntiEntropyService<
 
 #[tonic::async_trait]
 impl<S: Storage> AntiEntropy for AntiEntropyService<S> {
+    async fn tree_roots(
+        &self,
+        request: Request<pb::AaeRootsRequest>,
+    ) -> Result<Response<pb::AaeRootsResponse>, Status> {
+        let r = request.into_inner();
+        let q = RootsQuery {
+            partition_count: r.partition_count,
+            shape: TreeShape {
+                fan_out: r.fan_out,
+                depth: r.depth,
+            },
+            partitions: r.partitions,
+        };
+        let roots = self.aae.tree_roots(q).await?;
+        Ok(Response::new(pb::AaeRootsResponse {
+            roots: roots
+                .into_iter()
+                .map(|root| pb::AaeRoot {
+                    replicated: root.is_some(),
+                    node: root.map(|s| pb::AaeNode {
+                        rows: s.rows,
+                        digest: s.digest,
+                    }),
+                })
+                .collect(),
+        }))
+    }
+
     async fn tree_nodes(
         &self,
         request: Request<pb::AaeTreeRequest>,

@@ -88,25 +88,27 @@ impl StatusBoard {
         self.board.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records an exchange.
-    pub(crate) fn exchanged(&self, status: PartitionStatus) {
-        let label = match &status.outcome {
-            ExchangeOutcome::Equal => "equal",
-            ExchangeOutcome::Repaired { .. } => "repaired",
-            ExchangeOutcome::Failed(_) => "failed",
-        };
-        metrics::counter!("kv_aae_exchanges_total", "outcome" => label).increment(1);
+    /// Records the outcomes of several exchanges (or of a sweep, one a partition).
+    pub(crate) fn exchanged_all(&self, statuses: impl IntoIterator<Item = PartitionStatus>) {
         let mut b = self.lock();
-        match &status.outcome {
-            ExchangeOutcome::Failed(_) => b.failed += 1,
-            ExchangeOutcome::Repaired { keys } => {
-                metrics::counter!("kv_aae_keys_repaired_total").increment(*keys);
-                b.exchanges += 1;
-                b.keys += keys;
+        for status in statuses {
+            let label = match &status.outcome {
+                ExchangeOutcome::Equal => "equal",
+                ExchangeOutcome::Repaired { .. } => "repaired",
+                ExchangeOutcome::Failed(_) => "failed",
+            };
+            metrics::counter!("kv_aae_exchanges_total", "outcome" => label).increment(1);
+            match &status.outcome {
+                ExchangeOutcome::Failed(_) => b.failed += 1,
+                ExchangeOutcome::Repaired { keys } => {
+                    metrics::counter!("kv_aae_keys_repaired_total").increment(*keys);
+                    b.exchanges += 1;
+                    b.keys += keys;
+                }
+                ExchangeOutcome::Equal => b.exchanges += 1,
             }
-            ExchangeOutcome::Equal => b.exchanges += 1,
+            b.last.insert(status.partition, status);
         }
-        b.last.insert(status.partition, status);
         // The least recently compared partition: how stale anti-entropy's coverage is.
         if let Some(oldest) = b.last.values().map(|s| s.at).min() {
             metrics::gauge!("kv_aae_oldest_exchange_timestamp_seconds")
@@ -163,11 +165,11 @@ mod tests {
             peer: NodeId::from("b"),
             outcome: ExchangeOutcome::Repaired { keys: 2 },
         };
-        board.exchanged(at(1));
-        board.exchanged(PartitionStatus {
+        board.exchanged_all([at(1)]);
+        board.exchanged_all([PartitionStatus {
             outcome: ExchangeOutcome::Failed("down".into()),
             ..at(2)
-        });
+        }]);
         board.reaped(4);
         let s = board.snapshot(1, 0, 100);
         assert_eq!(

@@ -1,7 +1,7 @@
-//! The anti-entropy loop: one exchange a tick, round-robin over every (partition, live fellow
-//! replica) pair, spaced so that each pair comes round every `pair_interval`; then, at most
-//! every `reap_scan_every` a partition, a reaping pass; and a full tree rebuild every
-//! `full_rebuild_every`.
+//! The anti-entropy loop: the IO shell of [`Schedule`]. Each step does one piece of work (a
+//! sweep of one fellow replica's shared partitions, an exchange of one partition found
+//! different, or a reaping pass), `min_tick` apart; peers are swept so that each comes round
+//! every `pair_interval`; every tree is re-read from storage every `full_rebuild_every`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -14,8 +14,10 @@ use tokio::time::Instant;
 use super::node::Aae;
 use super::reap::TombstoneWatch;
 use super::remote::AaePeers;
+use super::schedule::{PeerPartitions, Schedule, Timing, Work};
 use super::session::ExchangeReport;
 use super::status::{AaeStatus, ExchangeOutcome, PartitionStatus};
+use super::sweep::RootVerdict;
 use crate::cluster::peers::ReplicaPeers;
 use crate::cluster::topology::{ClusterMap, LiveSet};
 use crate::error::KvError;
@@ -43,13 +45,16 @@ pub fn exchange_pairs(
     pairs
 }
 
-/// The pause between exchanges: the pair interval spread over the pairs, at least `min_tick`.
-pub fn tick_for(pairs: usize, pair_interval: Duration, min_tick: Duration) -> Duration {
-    let spread = pair_interval / u32::try_from(pairs.max(1)).unwrap_or(u32::MAX);
-    spread.max(min_tick)
+/// The pairs grouped by peer: each fellow replica with the partitions shared with it.
+pub fn peers_of(pairs: &[(u32, NodeId)]) -> Vec<PeerPartitions> {
+    let mut by_peer: BTreeMap<NodeId, Vec<u32>> = BTreeMap::new();
+    for (p, peer) in pairs {
+        by_peer.entry(peer.clone()).or_default().push(*p);
+    }
+    by_peer.into_iter().collect()
 }
 
-/// The loop's state: whose turn it is, tombstones watched, when things last ran.
+/// The loop's state: the schedule, tombstones watched, when things last ran.
 pub struct AaeLoop<S> {
     /// The node's anti-entropy.
     aae: Aae<S>,
@@ -57,22 +62,34 @@ pub struct AaeLoop<S> {
     remote: Arc<dyn AaePeers>,
     /// Object reads and merges on peers.
     peers: Arc<dyn ReplicaPeers>,
-    /// Index of the next pair.
-    cursor: usize,
+    /// What comes next.
+    schedule: Schedule,
     /// Tombstones waiting out their grace.
     watch: TombstoneWatch,
-    /// Last reaping scan of each partition (time since `origin`).
-    reap_scans: BTreeMap<u32, Duration>,
     /// Last full rebuild (time since `origin`).
     last_rebuild: Duration,
     /// The loop's time origin (tokio clock, so simulated time drives it).
     origin: Instant,
-    /// The pairs of the last map and live set seen (recomputed only when either changes).
-    pairs: Option<PairsCache>,
+    /// The fellow replicas of the last map and live set seen (recomputed only when either
+    /// changes).
+    fellows: Option<FellowsCache>,
 }
 
-/// A map, a live set, and the exchange pairs they give.
-type PairsCache = (Arc<ClusterMap>, LiveSet, Vec<(u32, NodeId)>);
+/// A map, a live set, and the fellow replicas they give.
+type FellowsCache = (Arc<ClusterMap>, LiveSet, Vec<PeerPartitions>);
+
+/// What one [`AaeLoop::step`] did.
+#[derive(Debug)]
+pub enum Step {
+    /// Nothing was due.
+    Idle,
+    /// Compared the roots shared with a peer: the verdicts, or why the sweep failed.
+    Swept(NodeId, Result<Vec<(u32, RootVerdict)>, KvError>),
+    /// Exchanged one partition with a peer.
+    Exchanged(u32, NodeId, Result<ExchangeReport, KvError>),
+    /// Scanned a partition for reapable tombstones: how many went.
+    Reaped(u32, Result<usize, KvError>),
+}
 
 impl<S: Storage> AaeLoop<S> {
     /// A loop for `aae`, calling peers through `remote` and `peers`.
@@ -82,79 +99,126 @@ impl<S: Storage> AaeLoop<S> {
             cfg.tombstone_grace.unwrap_or(Duration::MAX),
             cfg.max_watched_tombstones,
         );
+        let schedule = Schedule::new(Timing {
+            pair_interval: cfg.pair_interval,
+            min_tick: cfg.min_tick,
+            reap_scan_every: cfg.tombstone_grace.map(|_| cfg.reap_scan_every),
+        });
         Self {
             aae,
             remote,
             peers,
-            cursor: 0,
+            schedule,
             watch,
-            reap_scans: BTreeMap::new(),
             last_rebuild: Duration::ZERO,
             origin: Instant::now(),
-            pairs: None,
+            fellows: None,
         }
     }
 
-    /// Runs one exchange with the next pair (and a reaping pass if due). Returns the pair and
-    /// the outcome, or `None` when there is nobody to compare with. Also returns how long to
-    /// wait before the next step.
-    pub async fn step(
-        &mut self,
-    ) -> (
-        Option<(u32, NodeId, Result<ExchangeReport, KvError>)>,
-        Duration,
-    ) {
+    /// Does the next piece of scheduled work, if any is due; returns what it did and how long
+    /// to wait before the next step (`min_tick` after work, until the next sweep otherwise).
+    pub async fn step(&mut self) -> (Step, Duration) {
         let cfg = self.aae.config().clone();
         let now = self.origin.elapsed();
         if now.saturating_sub(self.last_rebuild) >= cfg.full_rebuild_every {
             self.aae.trees().mark_all();
             self.last_rebuild = now;
         }
-        let mine = match self.aae.sync() {
-            Ok((_, mine)) => mine,
-            Err(e) => {
-                tracing::warn!(error = %e, "anti-entropy cannot follow the ring");
-                return (None, cfg.pair_interval);
-            }
+        let Some(fellows) = self.fellows() else {
+            return (Step::Idle, cfg.pair_interval);
         };
-        for p in self.watch.partitions() {
-            if !mine.contains(&p) {
-                self.watch.forget(p);
+        let work = match self.schedule.next(now, &fellows) {
+            Ok(work) => work,
+            Err(wait) => return (Step::Idle, wait),
+        };
+        let step = match work {
+            Work::Sweep { peer, partitions } => {
+                let result = self
+                    .aae
+                    .sweep(self.remote.as_ref(), &peer, &partitions)
+                    .await;
+                let now = self.origin.elapsed();
+                match &result {
+                    Ok(verdicts) => {
+                        self.schedule.swept(now, &peer, verdicts);
+                        self.record_sweep(&peer, verdicts);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "anti-entropy sweep failed");
+                        let failed = ExchangeOutcome::Failed(e.to_string());
+                        self.record(partitions.iter().map(|&p| (p, &peer, failed.clone())));
+                    }
+                }
+                Step::Swept(peer, result)
             }
-        }
+            Work::Exchange { partition, peer } => {
+                let result = self
+                    .aae
+                    .exchange(self.remote.as_ref(), self.peers.as_ref(), &peer, partition)
+                    .await;
+                self.schedule
+                    .exchanged(self.origin.elapsed(), partition, result.is_ok());
+                self.record_exchange(partition, &peer, &result);
+                Step::Exchanged(partition, peer, result)
+            }
+            Work::Reap { partition } => Step::Reaped(partition, self.reap(partition).await),
+        };
+        (step, cfg.min_tick)
+    }
+
+    /// The fellow replicas now, recomputed when the map or the live set changed (then queued
+    /// work on partitions that left is dropped); `None` if the ring cannot be followed.
+    fn fellows(&mut self) -> Option<Vec<PeerPartitions>> {
         let live = self.aae.live();
         let map = self.aae.map();
         let fresh = self
-            .pairs
+            .fellows
             .as_ref()
             .is_some_and(|(m, l, _)| Arc::ptr_eq(m, &map) && Arc::ptr_eq(l, &live));
         if !fresh {
-            let pairs = exchange_pairs(&map, &live, self.aae.local(), &mine, cfg.n);
-            self.pairs = Some((Arc::clone(&map), Arc::clone(&live), pairs));
+            let mine = match self.aae.sync() {
+                Ok((_, mine)) => mine,
+                Err(e) => {
+                    tracing::warn!(error = %e, "anti-entropy cannot follow the ring");
+                    return None;
+                }
+            };
+            for p in self.watch.partitions() {
+                if !mine.contains(&p) {
+                    self.watch.forget(p);
+                }
+            }
+            self.schedule.retain(&mine);
+            let pairs = exchange_pairs(&map, &live, self.aae.local(), &mine, self.aae.config().n);
+            self.fellows = Some((map, live, peers_of(&pairs)));
         }
-        let pairs = self
-            .pairs
-            .as_ref()
-            .map_or(&[][..], |(_, _, p)| p.as_slice());
-        let tick = tick_for(pairs.len(), cfg.pair_interval, cfg.min_tick);
-        if pairs.is_empty() {
-            return (None, tick);
-        }
-        let (partition, peer) = pairs[self.cursor % pairs.len()].clone();
-        self.cursor = self.cursor.wrapping_add(1);
-        let result = self
-            .aae
-            .exchange(self.remote.as_ref(), self.peers.as_ref(), &peer, partition)
-            .await;
-        self.record(partition, &peer, &result);
-        if result.is_ok() {
-            self.maybe_reap(partition, &cfg).await;
-        }
-        (Some((partition, peer, result)), tick)
+        self.fellows.as_ref().map(|(_, _, f)| f.clone())
+    }
+
+    /// Records the partitions a sweep found equal or not replicated on the peer (those found
+    /// different are recorded by their exchange).
+    fn record_sweep(&self, peer: &NodeId, verdicts: &[(u32, RootVerdict)]) {
+        self.record(verdicts.iter().filter_map(|&(p, v)| match v {
+            RootVerdict::Equal => Some((p, peer, ExchangeOutcome::Equal)),
+            RootVerdict::Differs => None,
+            RootVerdict::NotReplicatedThere => Some((
+                p,
+                peer,
+                ExchangeOutcome::Failed(format!(
+                    "peer {peer} does not replicate partition {p} in its cluster map"
+                )),
+            )),
+        }));
     }
 
     /// Records an exchange on the status board and in the log.
-    fn record(&self, partition: u32, peer: &NodeId, result: &Result<ExchangeReport, KvError>) {
+    fn record_exchange(
+        &self,
+        partition: u32,
+        peer: &NodeId,
+        result: &Result<ExchangeReport, KvError>,
+    ) {
         let outcome = match result {
             Ok(r) if r.keys_differing == 0 => ExchangeOutcome::Equal,
             Ok(r) => {
@@ -168,28 +232,27 @@ impl<S: Storage> AaeLoop<S> {
                 ExchangeOutcome::Failed(e.to_string())
             }
         };
-        self.aae.board().exchanged(PartitionStatus {
-            partition,
-            at: self.aae.node().now(),
-            peer: peer.clone(),
-            outcome,
-        });
+        self.record([(partition, peer, outcome)]);
     }
 
-    /// Runs a reaping pass over `partition` if its last one is old enough.
-    async fn maybe_reap(&mut self, partition: u32, cfg: &super::AaeConfig) {
-        if cfg.tombstone_grace.is_none() {
-            return;
-        }
+    /// Puts outcomes on the status board.
+    fn record<'a>(&self, outcomes: impl IntoIterator<Item = (u32, &'a NodeId, ExchangeOutcome)>) {
+        let at = self.aae.node().now();
+        self.aae
+            .board()
+            .exchanged_all(outcomes.into_iter().map(|(partition, peer, outcome)| {
+                PartitionStatus {
+                    partition,
+                    at,
+                    peer: peer.clone(),
+                    outcome,
+                }
+            }));
+    }
+
+    /// Runs a reaping pass over `partition`.
+    async fn reap(&mut self, partition: u32) -> Result<usize, KvError> {
         let now = self.origin.elapsed();
-        let due = self
-            .reap_scans
-            .get(&partition)
-            .is_none_or(|&last| now.saturating_sub(last) >= cfg.reap_scan_every);
-        if !due {
-            return;
-        }
-        self.reap_scans.insert(partition, now);
         let reaped = self
             .aae
             .reap_partition(
@@ -200,14 +263,15 @@ impl<S: Storage> AaeLoop<S> {
                 now,
             )
             .await;
-        match reaped {
+        match &reaped {
             Ok(0) => {}
             Ok(n) => tracing::info!(partition, tombstones = n, "reaped tombstones"),
             Err(e) => tracing::debug!(partition, error = %e, "reaping pass failed"),
         }
+        reaped
     }
 
-    /// Runs until `shutdown` completes (an exchange in flight is dropped at its next await).
+    /// Runs until `shutdown` completes (work in flight is dropped at its next await).
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
@@ -287,13 +351,19 @@ mod tests {
     }
 
     #[test]
-    fn ticks_spread_the_pair_interval() {
-        let s = Duration::from_secs(1);
-        assert_eq!(tick_for(10, 10 * s, Duration::from_millis(20)), s);
-        assert_eq!(tick_for(0, 10 * s, Duration::from_millis(20)), 10 * s);
+    fn peers_get_the_partitions_they_share_with_this_node() {
+        let pairs = vec![
+            (1, NodeId::from("c")),
+            (1, NodeId::from("b")),
+            (2, NodeId::from("b")),
+            (4, NodeId::from("c")),
+        ];
         assert_eq!(
-            tick_for(100_000, 10 * s, Duration::from_millis(20)),
-            Duration::from_millis(20)
+            peers_of(&pairs),
+            vec![
+                (NodeId::from("b"), vec![1, 2]),
+                (NodeId::from("c"), vec![1, 4])
+            ]
         );
     }
 }

@@ -232,6 +232,39 @@ impl MerkleTree {
         out
     }
 
+    /// Clears every dirty mark. The caller must then summarise the whole partition from a
+    /// storage snapshot taken *after* this call and give it to [`rebuild`](Self::rebuild)
+    /// (the rule of [`take_dirty`](Self::take_dirty), for every leaf at once).
+    pub fn take_all_dirty(&mut self) {
+        self.dirty.fill(0);
+        self.dirty_count = 0;
+    }
+
+    /// Replaces every node by the summary of `rows`, the `(hash, digest)` of every row of the
+    /// partition in any order (hashes outside it are ignored): one pass over the rows, then
+    /// one over the inner nodes, where setting each leaf would update its ancestors each time.
+    pub fn rebuild(&mut self, rows: impl IntoIterator<Item = (u64, u64)>) {
+        for level in &mut self.levels {
+            level.fill(RangeSummary::default());
+        }
+        let depth = self.shape.depth as usize;
+        for (hash, digest) in rows {
+            if let Some(leaf) = self.leaf_of(hash) {
+                let node = &mut self.levels[depth][leaf as usize];
+                *node = add(*node, RangeSummary { rows: 1, digest });
+            }
+        }
+        let fan_out = self.shape.fan_out as usize;
+        for level in (0..depth).rev() {
+            let (upper, lower) = self.levels.split_at_mut(level + 1);
+            for (parent, children) in upper[level].iter_mut().zip(lower[0].chunks(fan_out)) {
+                *parent = children
+                    .iter()
+                    .fold(RangeSummary::default(), |a, &c| add(a, c));
+            }
+        }
+    }
+
     /// Sets leaf `index` to `summary` and updates its ancestors by the difference.
     /// Out-of-range indexes are ignored.
     pub fn set_leaf(&mut self, index: u64, summary: RangeSummary) {
@@ -301,6 +334,47 @@ mod tests {
         t.set_leaf(0, RangeSummary::default());
         assert_eq!(t.root(), RangeSummary::default());
         assert_eq!(t.node(4, 0), None);
+    }
+
+    #[test]
+    fn a_rebuild_from_rows_equals_setting_each_leaf() {
+        let range = 1000..=50_999;
+        let rows: Vec<(u64, u64)> = (0..500u64)
+            .map(|i| {
+                (
+                    1000 + i * 97 % 50_000,
+                    i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                )
+            })
+            .chain([(999, 1), (51_000, 2)]) // outside: ignored
+            .collect();
+        let mut rebuilt = tree(range.clone(), 4, 3);
+        rebuilt.set_leaf(5, RangeSummary { rows: 9, digest: 9 }); // stale, replaced
+        rebuilt.take_all_dirty();
+        assert_eq!(rebuilt.dirty_count(), 0);
+        assert!(rebuilt.take_dirty(100).is_empty());
+        rebuilt.rebuild(rows.iter().copied());
+
+        let mut by_leaf = tree(range, 4, 3);
+        for leaf in 0..64 {
+            let r = by_leaf
+                .leaf_range(leaf)
+                .unwrap_or_else(|| panic!("leaf {leaf}"));
+            let summary = rows
+                .iter()
+                .filter(|(h, _)| r.contains(h))
+                .fold(RangeSummary::default(), |a, &(_, d)| {
+                    add(a, RangeSummary { rows: 1, digest: d })
+                });
+            by_leaf.set_leaf(leaf, summary);
+        }
+        assert_eq!(rebuilt.root().rows, 500);
+        for level in 0..=3 {
+            assert_eq!(
+                rebuilt.levels[level], by_leaf.levels[level],
+                "level {level}"
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,12 @@ use crate::storage::{RangeSummary, Storage, StorageExt};
 /// Leaves summarised in one storage read job (bounds how long a reader thread is held).
 const REFRESH_BATCH: usize = 256;
 
+/// A refresh rebuilds the whole tree from one scan of the partition's rows, instead of one
+/// range query a dirty leaf, once at least 1/`REBUILD_FRACTION` of the leaves are dirty: a new
+/// tree, a periodic full rebuild, a burst of writes. (One scan reads every row of the
+/// partition; per-leaf queries read only the dirty leaves' rows, but each costs a query.)
+const REBUILD_FRACTION: u64 = 4;
+
 /// The trees, by partition index, for one partition count.
 #[derive(Debug)]
 struct State {
@@ -186,6 +192,21 @@ impl AaeTrees {
             // Held from taking a batch to applying it (not while waiting on the budget), so
             // two refreshes never interleave and an older snapshot never lands last.
             let _serial = self.refresh.lock().await;
+            let whole: Option<HashRange> = {
+                let mut s = self.lock();
+                let Some(t) = s.trees.get_mut(&p) else {
+                    return Ok(read);
+                };
+                (t.dirty_count() as u64 >= self.shape.leaves() / REBUILD_FRACTION).then(|| {
+                    t.take_all_dirty();
+                    t.range().clone()
+                })
+            };
+            if let Some(range) = whole {
+                let rows = self.rebuild(storage, p, range).await?;
+                budget.charge(rows);
+                return Ok(read + rows);
+            }
             let batch: Vec<(u64, HashRange)> = {
                 let mut s = self.lock();
                 let Some(t) = s.trees.get_mut(&p) else {
@@ -230,6 +251,33 @@ impl AaeTrees {
                     }
                     return Err(e);
                 }
+            }
+        }
+    }
+}
+
+impl AaeTrees {
+    /// Rebuilds partition `p`'s tree from one scan of its rows (its dirty marks already taken);
+    /// returns the rows read. On failure every leaf is marked dirty again.
+    async fn rebuild<S: Storage>(
+        &self,
+        storage: &S,
+        p: u32,
+        range: HashRange,
+    ) -> Result<u64, KvError> {
+        let rows = storage.read(move |view| view.row_digests(&range)).await;
+        let mut s = self.lock();
+        let Some(t) = s.trees.get_mut(&p) else {
+            return Ok(0);
+        };
+        match rows {
+            Ok(rows) => {
+                t.rebuild(rows.iter().copied());
+                Ok(rows.len() as u64)
+            }
+            Err(e) => {
+                t.mark_all();
+                Err(e)
             }
         }
     }

@@ -307,6 +307,24 @@ impl ReadView for SqlReadView<'_> {
         Ok(summary)
     }
 
+    fn row_digests(&mut self, range: &HashRange) -> Result<Vec<(u64, u64)>, KvError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT khash, digest FROM objects WHERE khash BETWEEN ?1 AND ?2")?;
+        let mut rows = stmt.query(params![
+            hash_to_sortable(*range.start()),
+            hash_to_sortable(*range.end())
+        ])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((
+                sortable_to_hash(row.get::<_, i64>(0)?),
+                row.get::<_, i64>(1)? as u64,
+            ));
+        }
+        Ok(out)
+    }
+
     fn stats(&mut self) -> Result<DataStats, KvError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT count(*), coalesce(sum(tombstone), 0), coalesce(sum(siblings), 0),
