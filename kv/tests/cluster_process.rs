@@ -1,7 +1,9 @@
 //! Three real `kv-server` processes in cluster mode on loopback: one is killed with SIGKILL and
 //! restarted on its data directory, another is frozen with SIGSTOP and resumed. Writes at W=2
 //! go on throughout, no acknowledged write is lost, and both nodes catch up (hints, then
-//! anti-entropy). Bounded in time; every process is stopped, also when the test fails.
+//! anti-entropy). And a fourth process joins: it takes its share of the partitions, and the
+//! old holders drop the rows they handed off. Bounded in time; every process is stopped, also
+//! when the test fails.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -49,10 +51,16 @@ fn free_port(udp: bool) -> u16 {
 
 /// Starts member `i` and waits until it listens; its output is drained on a thread.
 fn start(i: usize, members: &str, grpc: &str, dir: &Path) -> ServerProcess {
+    start_with(i, members, grpc, dir, &[])
+}
+
+/// [`start`] with more `kv-server` arguments.
+fn start_with(i: usize, members: &str, grpc: &str, dir: &Path, extra: &[&str]) -> ServerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kv-server"))
         .args(["--node-id", &format!("n{i}"), "--listen", grpc])
         .args(["--metrics-listen", "off", "--durability", "normal"])
         .args(["--cluster-members", members])
+        .args(extra)
         .arg("--data-dir")
         .arg(dir)
         .env("RUST_LOG", "warn")
@@ -111,6 +119,14 @@ async fn write_all(client: &mut KvClient<Channel>, keys: &[String]) {
             }
         }
     }
+}
+
+/// Keys stored by the node at `client` (0 if it does not answer).
+async fn keys_held(client: &mut KvClient<Channel>) -> u64 {
+    client
+        .stats(StatsRequest {})
+        .await
+        .map_or(0, |s| s.into_inner().keys)
 }
 
 /// Waits until the node at `client` stores `rows` keys.
@@ -184,6 +200,102 @@ async fn sigkill_and_sigstop_lose_no_acknowledged_write() {
                 assert_eq!(r.siblings[0].value, Bytes::from(k.clone()));
             }
         }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("test exceeded {TEST_BOUND:?}"));
+    for p in &procs {
+        p.signal("-TERM");
+    }
+    for mut p in procs {
+        let _ = p.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_takes_its_share_and_the_old_holders_drop_theirs() {
+    let dirs: Vec<tempfile::TempDir> = (0..5)
+        .map(|_| tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")))
+        .collect();
+    // Partitions leave a holder when their transfer completes; their rows go 1 s later.
+    let config = dirs[4].path().join("kv.toml");
+    std::fs::write(&config, "[cluster]\nleftover_grace_secs = 1\n")
+        .unwrap_or_else(|e| panic!("config: {e}"));
+    let config = config.to_string_lossy().into_owned();
+    let extra = ["--config", config.as_str()];
+    let grpc: Vec<String> = (0..4)
+        .map(|_| format!("127.0.0.1:{}", free_port(false)))
+        .collect();
+    let gossip: Vec<String> = (0..4)
+        .map(|_| format!("127.0.0.1:{}", free_port(true)))
+        .collect();
+    let member = |i: usize| format!("n{i}={}/{}", grpc[i], gossip[i]);
+    let founders = (0..3).map(member).collect::<Vec<_>>().join(",");
+    let mut procs: Vec<ServerProcess> = (0..3)
+        .map(|i| start_with(i, &founders, &grpc[i], dirs[i].path(), &extra))
+        .collect();
+    tokio::time::timeout(TEST_BOUND, async {
+        let mut clients = Vec::new();
+        for addr in &grpc {
+            clients.push(connect(addr).await);
+        }
+        let keys: Vec<String> = (0..300).map(|i| format!("key-{i:03}")).collect();
+        write_all(&mut clients[0], &keys).await;
+        for (i, c) in clients.iter_mut().take(3).enumerate() {
+            wait_rows(c, 300, &format!("n{i} before the join")).await;
+        }
+
+        // n3 starts alone and joins through n1; its share streams to it.
+        let joining = [
+            extra.as_slice(),
+            &[
+                "--join",
+                grpc[1].as_str(),
+                "--gossip-seeds",
+                gossip[0].as_str(),
+            ],
+        ]
+        .concat();
+        procs.push(start_with(
+            3,
+            &member(3),
+            &grpc[3],
+            dirs[3].path(),
+            &joining,
+        ));
+
+        // Every key ends on exactly three nodes: n3 holds its share, the others dropped theirs.
+        let mut held = Vec::new();
+        for _ in 0..600 {
+            held.clear();
+            for c in clients.iter_mut() {
+                held.push(keys_held(c).await);
+            }
+            if held[3] > 0 && held.iter().sum::<u64>() == 3 * 300 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(held.iter().sum::<u64>(), 900, "rows per node: {held:?}");
+        assert!(
+            held.iter().all(|&h| h > 0 && h < 300),
+            "each of four nodes holds a share: {held:?}"
+        );
+
+        // Nothing was lost on the way: every key reads back at R=3 through the newcomer.
+        for k in &keys {
+            let r = clients[3]
+                .get(GetRequest {
+                    key: Bytes::from(k.clone()),
+                    quorum: quorum(3, 2),
+                })
+                .await
+                .unwrap_or_else(|s| panic!("get {k}: {s}"))
+                .into_inner();
+            assert!(r.found, "{k} lost");
+            assert_eq!(r.siblings.len(), 1, "{k}");
+            assert_eq!(r.siblings[0].value, Bytes::from(k.clone()));
+        }
+        println!("rows per node after the join: {held:?}");
     })
     .await
     .unwrap_or_else(|_| panic!("test exceeded {TEST_BOUND:?}"));

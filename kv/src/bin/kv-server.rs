@@ -19,6 +19,7 @@ use clap::Parser;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use ringkit_hashring::{NodeId, RingConfig};
 use ringkit_kv::clock::SystemClock;
+use ringkit_kv::cluster::aae::AaeConfig;
 use ringkit_kv::cluster::assemble::ClusterNodeConfig;
 use ringkit_kv::cluster::channels::TcpConnector;
 use ringkit_kv::cluster::config::ClusterConfig;
@@ -95,6 +96,10 @@ struct ClusterSection {
     replica_timeout_ms: Option<u64>,
     /// Ring partitions (a power of two, same on every node) [default: 64 per node, >= 64].
     partitions: Option<u32>,
+    /// Seconds after a partition left this node (handed off to a new owner) before the rows
+    /// it still holds of it are handed to the owners and dropped here; 0 keeps them
+    /// [default: 600].
+    leftover_grace_secs: Option<u64>,
 }
 
 /// One member in the TOML file.
@@ -197,6 +202,8 @@ enum Mode {
         gossip_seeds: Vec<SocketAddr>,
         /// A member's gRPC address to join through.
         join: Option<String>,
+        /// Anti-entropy settings (boxed: the largest field, and read once).
+        aae: Box<AaeConfig>,
     },
 }
 
@@ -314,11 +321,16 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("gossip seed {s:?}"))
             })
             .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+        let mut aae = AaeConfig::default();
+        if let Some(secs) = section.leftover_grace_secs {
+            aae.leftover_grace = (secs > 0).then(|| Duration::from_secs(secs));
+        }
         Mode::Cluster {
             config,
             gossip_listen,
             gossip_seeds,
             join: args.join,
+            aae: Box::new(aae),
         }
     };
     node_config
@@ -388,6 +400,7 @@ async fn run(
             gossip_listen,
             gossip_seeds,
             join,
+            aae,
         } => {
             let gossip_addr = gossip_listen.or_else(|| {
                 config
@@ -408,6 +421,7 @@ async fn run(
             let gossip_local = socket.as_ref().map(|s| s.local_addr()).transpose()?;
             let mut full = ClusterNodeConfig::new(config);
             full.node = node;
+            full.aae = *aae;
             // The installed ring survives restarts (a restarted node must not plan by its
             // bootstrap list after joins, leaves or removes).
             full.topology.state_file = Some(data_dir.join("cluster-map.json"));

@@ -46,6 +46,17 @@ pub enum WriteOp {
         /// The digest every replica reported (see [`RowEntry::digest`]).
         digest: u64,
     },
+    /// Deletes `key` only if its row digest is still `digest`, value or tombstone.
+    ///
+    /// The hand-off clean-up: a node drops a row of a partition it no longer replicates once
+    /// every current owner has acknowledged a merge of it; a write that arrived in between
+    /// changed the digest, and the row is kept for the next pass.
+    DropIfUnchanged {
+        /// The key.
+        key: Bytes,
+        /// The digest of the row that was handed over (see [`RowEntry::digest`]).
+        digest: u64,
+    },
     /// Deletes up to `limit` tombstones last changed before `deleted_before`.
     ///
     /// This is the reaping hook: a single node calls it after a grace period; a cluster must

@@ -22,6 +22,8 @@ pub(crate) trait RowWriter {
     fn purge_expired(&mut self, now: Timestamp, limit: usize) -> Result<usize, KvError>;
     /// Deletes `key` if it is a tombstone with this digest; returns the rows deleted (0 or 1).
     fn reap_if_unchanged(&mut self, key: &[u8], digest: u64) -> Result<usize, KvError>;
+    /// Deletes `key` if its row's digest is `digest`; returns the rows deleted (0 or 1).
+    fn drop_if_unchanged(&mut self, key: &[u8], digest: u64) -> Result<usize, KvError>;
     /// Deletes up to `limit` tombstones whose last change is before `before`.
     fn reap_tombstones(&mut self, before: Timestamp, limit: usize) -> Result<usize, KvError>;
     /// The hint held for (`target`, `key`).
@@ -78,6 +80,10 @@ pub(crate) fn apply_op(
         }
         WriteOp::ReapIfUnchanged { key, digest } => {
             let removed = rows.reap_if_unchanged(&key, digest)?;
+            Ok(Ok(Applied::Removed { rows: removed }))
+        }
+        WriteOp::DropIfUnchanged { key, digest } => {
+            let removed = rows.drop_if_unchanged(&key, digest)?;
             Ok(Ok(Applied::Removed { rows: removed }))
         }
         WriteOp::ReapTombstones {

@@ -153,6 +153,15 @@ impl RowWriter for State {
         Ok(doomed.map_or(0, |k| self.remove_all(&[k])))
     }
 
+    fn drop_if_unchanged(&mut self, key: &[u8], digest: u64) -> Result<usize, KvError> {
+        let doomed = self
+            .rows
+            .get_key_value(key)
+            .filter(|(_, r)| r.digest == digest)
+            .map(|(k, _)| k.clone());
+        Ok(doomed.map_or(0, |k| self.remove_all(&[k])))
+    }
+
     fn reap_tombstones(&mut self, before: Timestamp, limit: usize) -> Result<usize, KvError> {
         let doomed: Vec<Bytes> = self
             .rows

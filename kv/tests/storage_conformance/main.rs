@@ -153,6 +153,10 @@ macro_rules! conformance {
                 suite::reap_if_unchanged_needs_the_exact_tombstone(&*$engine());
             }
             #[test]
+            fn drop_if_unchanged_needs_the_exact_row_value_or_tombstone() {
+                suite::drop_if_unchanged_needs_the_exact_row_value_or_tombstone(&*$engine());
+            }
+            #[test]
             fn hash_ranges_partition_the_keys() {
                 suite::hash_ranges_partition_the_keys(&*$engine());
             }

@@ -223,6 +223,42 @@ pub(super) fn reap_if_unchanged_needs_the_exact_tombstone(s: &impl Storage) {
     assert_eq!(get(s, "gone"), None);
 }
 
+pub(super) fn drop_if_unchanged_needs_the_exact_row_value_or_tombstone(s: &impl Storage) {
+    write(s, vec![put("live", "v", None), put("gone", "v", None)]);
+    write(s, vec![delete("gone", None)]);
+    let digest_of = |key: &'static str| {
+        let rows = s
+            .read_blocking(|v| v.hash_range(&(0..=u64::MAX), None, 100))
+            .unwrap_or_else(|e| panic!("{e}"));
+        rows.into_iter()
+            .find(|r| r.key == key.as_bytes())
+            .map(|r| r.digest)
+            .unwrap_or_else(|| panic!("{key} missing"))
+    };
+    let (gone, live) = (digest_of("gone"), digest_of("live"));
+    let drop = |key: &str, digest: u64| {
+        let op = WriteOp::DropIfUnchanged {
+            key: Bytes::from(key.to_owned()),
+            digest,
+        };
+        match &write(s, vec![op])[0] {
+            Ok(Applied::Removed { rows }) => *rows,
+            other => panic!("got {other:?}"),
+        }
+    };
+    // The row changed since its digest was read: kept.
+    write(s, vec![put("live", "newer", None)]);
+    assert_eq!(drop("live", live), 0, "a changed row is kept");
+    assert_eq!(
+        values(&get(s, "live").unwrap_or_else(|| panic!("live"))).len(),
+        2
+    );
+    assert_eq!(drop("live", digest_of("live")), 1, "a value is dropped too");
+    assert_eq!(drop("gone", gone), 1, "and a tombstone");
+    assert_eq!(drop("absent", gone), 0);
+    assert_eq!((get(s, "live"), get(s, "gone")), (None, None));
+}
+
 pub(super) fn hash_ranges_partition_the_keys(s: &impl Storage) {
     let ops = (0..60)
         .map(|i| put(&format!("key-{i}"), "v", None))

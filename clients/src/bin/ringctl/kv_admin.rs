@@ -143,8 +143,13 @@ pub(crate) async fn run(channel: Channel, cmd: KvAdminCommand) -> Result<()> {
                 r.node_id, r.trees, r.dirty_leaves, r.rows_per_sec
             );
             println!(
-                "exchanges {} (failed {}), keys repaired {}, tombstones reaped {}",
-                r.exchanges, r.failed_exchanges, r.keys_repaired, r.tombstones_reaped
+                "exchanges {} (failed {}), keys repaired {}, tombstones reaped {}, \
+                 leftover rows dropped {}",
+                r.exchanges,
+                r.failed_exchanges,
+                r.keys_repaired,
+                r.tombstones_reaped,
+                r.leftover_rows_dropped
             );
             if !r.reap_blocked.is_empty() {
                 println!("reaping held back: {}", r.reap_blocked);

@@ -41,6 +41,12 @@ pub struct AaeConfig {
     pub reap_scan_every: Duration,
     /// Most tombstones a node watches for reaping (memory bound; more wait for later scans).
     pub max_watched_tombstones: usize,
+    /// Rows of a partition this node no longer replicates (handed off by a transfer, or
+    /// written by a coordinator with an older map) are handed to its owners and dropped here
+    /// this long after the partition left. `None`: keep them.
+    pub leftover_grace: Option<Duration>,
+    /// A partition this node does not replicate is looked at for leftovers this often.
+    pub leftover_scan_every: Duration,
 }
 
 impl Default for AaeConfig {
@@ -61,6 +67,8 @@ impl Default for AaeConfig {
             tombstone_grace: Some(Duration::from_secs(24 * 3600)),
             reap_scan_every: Duration::from_secs(3600),
             max_watched_tombstones: 100_000,
+            leftover_grace: Some(Duration::from_secs(600)),
+            leftover_scan_every: Duration::from_secs(3600),
         }
     }
 }
@@ -90,8 +98,14 @@ impl AaeConfig {
         if self.repair_batch == 0 || self.max_leaves_per_exchange == 0 {
             return Err("aae repair_batch and max_leaves_per_exchange must be positive".to_owned());
         }
-        if self.rpc_timeout.is_zero() || self.reap_scan_every.is_zero() {
-            return Err("aae rpc_timeout and reap_scan_every must be positive".to_owned());
+        if self.rpc_timeout.is_zero()
+            || self.reap_scan_every.is_zero()
+            || self.leftover_scan_every.is_zero()
+        {
+            return Err(
+                "aae rpc_timeout, reap_scan_every and leftover_scan_every must be positive"
+                    .to_owned(),
+            );
         }
         Ok(())
     }

@@ -18,6 +18,7 @@
 //! - [`tracked`]: [`TrackedStorage`], the write hook that marks them.
 //! - [`exchange`]: the comparison of two replicas (tree descent, row diff), sans-IO.
 //! - [`reap`]: the tombstone reaping rule (sans-IO); `reaper.rs` runs it.
+//! - [`leftovers`]: rows of partitions handed off, given to their owners and dropped here.
 //! - [`budget`]: [`IoBudget`], rows read per second.
 //! - [`config`]: [`AaeConfig`], the settings.
 //! - [`node`]: [`Aae`], a node's anti-entropy state and the answers it gives peers.
@@ -32,6 +33,7 @@
 pub mod budget;
 pub mod config;
 pub mod exchange;
+pub mod leftovers;
 pub mod node;
 pub mod reap;
 mod reaper;

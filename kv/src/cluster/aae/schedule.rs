@@ -9,10 +9,15 @@
 //!    done, so a partition is never queued twice for the same peer.
 //! 3. **Reaping passes** over partitions just found equal (or just repaired), each partition
 //!    at most every `reap_scan_every`; they fill the time between sweeps.
+//! 4. **Leftover clean-up** ([`leftovers`](super::leftovers)): one page at a time, the rows of
+//!    a partition this node no longer replicates (handed off to a new owner), once it has been
+//!    out of this node's hands for `leftover_grace`, and again every `leftover_scan_every`
+//!    (a coordinator with an older map can still write here for a while).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use bytes::Bytes;
 use ringkit_hashring::NodeId;
 
 use super::sweep::RootVerdict;
@@ -26,7 +31,14 @@ pub struct Timing {
     pub min_tick: Duration,
     /// A partition is scanned for reapable tombstones at most this often; `None`: never.
     pub reap_scan_every: Option<Duration>,
+    /// A partition this node stopped replicating is cleaned up this long after; `None`: never.
+    pub leftover_grace: Option<Duration>,
+    /// A partition this node does not replicate is looked at again this often.
+    pub leftover_scan_every: Duration,
 }
+
+/// Where a leftover clean-up resumes: strictly after this (hash, key).
+pub type Cursor = (u64, Bytes);
 
 /// One fellow replica and the partitions this node shares with it, sorted.
 pub type PeerPartitions = (NodeId, Vec<u32>);
@@ -53,6 +65,14 @@ pub enum Work {
         /// The partition.
         partition: u32,
     },
+    /// Hand one page of `partition`'s leftover rows to its owners and drop them here; report
+    /// with [`Schedule::cleaned`].
+    CleanUp {
+        /// The partition (not replicated here).
+        partition: u32,
+        /// Resume after this row (`None`: from the start).
+        after: Option<Cursor>,
+    },
 }
 
 /// The anti-entropy schedule of one node.
@@ -71,6 +91,14 @@ pub struct Schedule {
     reaps: VecDeque<u32>,
     /// When each partition's last reaping pass started.
     last_reap: BTreeMap<u32, Duration>,
+    /// Partition count of the ring `outside` was computed for.
+    partition_count: u32,
+    /// Partitions this node does not replicate: since when (or since this node started).
+    outside: BTreeMap<u32, Duration>,
+    /// When each outside partition's last clean-up pass ended.
+    last_clean: BTreeMap<u32, Duration>,
+    /// Clean-ups in progress: where each resumes.
+    cleaning: BTreeMap<u32, Cursor>,
 }
 
 impl Schedule {
@@ -83,6 +111,10 @@ impl Schedule {
             exchanges: VecDeque::new(),
             reaps: VecDeque::new(),
             last_reap: BTreeMap::new(),
+            partition_count: 0,
+            outside: BTreeMap::new(),
+            last_clean: BTreeMap::new(),
+            cleaning: BTreeMap::new(),
         }
     }
 
@@ -112,10 +144,55 @@ impl Schedule {
             self.last_reap.insert(partition, now);
             return Ok(Work::Reap { partition });
         }
-        if peers.is_empty() {
-            return Err(self.timing.pair_interval);
+        let clean_at = self.next_clean_up();
+        if let Some((at, partition)) = clean_at
+            && at <= now
+        {
+            let after = self.cleaning.get(&partition).cloned();
+            return Ok(Work::CleanUp { partition, after });
         }
-        Err(self.next_sweep.saturating_sub(now))
+        let sweep_at = if peers.is_empty() {
+            now + self.timing.pair_interval
+        } else {
+            self.next_sweep
+        };
+        let at = clean_at.map_or(sweep_at, |(at, _)| at.min(sweep_at));
+        Err(at.saturating_sub(now))
+    }
+
+    /// The partition whose clean-up is due first, and when: one in progress at once, otherwise
+    /// `leftover_grace` after it left and `leftover_scan_every` after its last pass.
+    fn next_clean_up(&self) -> Option<(Duration, u32)> {
+        let grace = self.timing.leftover_grace?;
+        self.outside
+            .iter()
+            .map(|(&p, &since)| {
+                let at = if self.cleaning.contains_key(&p) {
+                    Duration::ZERO
+                } else {
+                    let after_grace = since.saturating_add(grace);
+                    self.last_clean.get(&p).map_or(after_grace, |&last| {
+                        after_grace.max(last.saturating_add(self.timing.leftover_scan_every))
+                    })
+                };
+                (at, p)
+            })
+            .min()
+    }
+
+    /// Takes in a page of clean-up of `partition`: `Ok(Some(cursor))` to go on from there,
+    /// `Ok(None)` when the pass is over, `Err(())` when it failed (it starts over at the next
+    /// scan).
+    pub fn cleaned(&mut self, now: Duration, partition: u32, outcome: Result<Option<Cursor>, ()>) {
+        match outcome {
+            Ok(Some(cursor)) if self.outside.contains_key(&partition) => {
+                self.cleaning.insert(partition, cursor);
+            }
+            _ => {
+                self.cleaning.remove(&partition);
+                self.last_clean.insert(partition, now);
+            }
+        }
     }
 
     /// Takes in a sweep of `peer`: differing partitions are queued for an exchange, equal ones
@@ -137,12 +214,29 @@ impl Schedule {
         }
     }
 
-    /// Forgets queued work and reaping history of partitions outside `mine` (after the map
-    /// changed).
-    pub fn retain(&mut self, mine: &BTreeSet<u32>) {
+    /// Follows a new map at `now`: `mine` are the partitions (of `partition_count`) this node
+    /// replicates. Queued work and reaping history of the others are dropped; partitions that
+    /// just left (all others, the first time) start their leftover grace, and partitions that
+    /// came back stop theirs.
+    pub fn retain(&mut self, now: Duration, partition_count: u32, mine: &BTreeSet<u32>) {
         self.exchanges.retain(|(p, _)| mine.contains(p));
         self.reaps.retain(|p| mine.contains(p));
         self.last_reap.retain(|p, _| mine.contains(p));
+        if partition_count != self.partition_count {
+            self.partition_count = partition_count;
+            self.outside.clear();
+            self.last_clean.clear();
+            self.cleaning.clear();
+        }
+        for p in 0..partition_count {
+            if mine.contains(&p) {
+                self.outside.remove(&p);
+                self.last_clean.remove(&p);
+                self.cleaning.remove(&p);
+            } else {
+                self.outside.entry(p).or_insert(now);
+            }
+        }
     }
 
     /// Queues a reaping pass over `partition` if reaping is on and its last pass is old enough.
@@ -171,6 +265,8 @@ mod tests {
             pair_interval: 1000 * MS,
             min_tick: 20 * MS,
             reap_scan_every: Some(10_000 * MS),
+            leftover_grace: None,
+            leftover_scan_every: 60_000 * MS,
         }
     }
 
@@ -333,7 +429,7 @@ mod tests {
                 (3, RootVerdict::Equal),
             ],
         );
-        s.retain(&BTreeSet::from([2]));
+        s.retain(Duration::ZERO, 4, &BTreeSet::from([2]));
         assert_eq!(
             s.next(Duration::ZERO, &[]),
             Ok(Work::Exchange {
@@ -342,5 +438,47 @@ mod tests {
             })
         );
         assert_eq!(s.next(Duration::ZERO, &[]), Err(1000 * MS), "3 left too");
+    }
+
+    #[test]
+    fn a_partition_that_left_is_cleaned_up_after_the_grace_page_by_page_then_rescanned() {
+        let mut s = Schedule::new(Timing {
+            leftover_grace: Some(5000 * MS),
+            ..timing()
+        });
+        let peers = peers();
+        // Start: this node replicates 0 and 1 of 4; 2 and 3 are outside from the start.
+        s.retain(Duration::ZERO, 4, &BTreeSet::from([0, 1]));
+        sweep_of(s.next(Duration::ZERO, &peers));
+        assert_eq!(s.next(MS, &peers), Err(499 * MS), "the sweep comes first");
+        // Partition 1 leaves at 2 s.
+        s.retain(2000 * MS, 4, &BTreeSet::from([0]));
+        s.next_sweep = Duration::MAX;
+        assert_eq!(s.next(4000 * MS, &peers), Err(1000 * MS), "2 and 3 at 5 s");
+        let clean = |partition, after: Option<Cursor>| Ok(Work::CleanUp { partition, after });
+        assert_eq!(s.next(5000 * MS, &peers), clean(2, None));
+        let cursor: Cursor = (7, Bytes::from("k"));
+        s.cleaned(5000 * MS, 2, Ok(Some(cursor.clone())));
+        assert_eq!(s.next(5001 * MS, &peers), clean(2, Some(cursor)), "goes on");
+        s.cleaned(5001 * MS, 2, Ok(None));
+        assert_eq!(s.next(5002 * MS, &peers), clean(3, None));
+        s.cleaned(5002 * MS, 3, Err(()));
+        assert_eq!(s.next(5003 * MS, &peers), Err(1997 * MS), "1 at 7 s");
+        assert_eq!(s.next(7000 * MS, &peers), clean(1, None));
+        s.cleaned(7000 * MS, 1, Ok(None));
+        // Each is looked at again a scan interval after its last pass.
+        assert_eq!(s.next(7001 * MS, &peers), Err(58_000 * MS));
+        assert_eq!(s.next(65_001 * MS, &peers), clean(2, None));
+        // A partition that comes back is no longer cleaned up, even half-way.
+        s.cleaned(65_001 * MS, 2, Ok(Some((1, Bytes::from("a")))));
+        s.retain(65_002 * MS, 4, &BTreeSet::from([0, 2]));
+        assert_eq!(s.next(65_003 * MS, &peers), clean(3, None));
+    }
+
+    #[test]
+    fn without_a_grace_nothing_is_cleaned_up() {
+        let mut s = Schedule::new(timing());
+        s.retain(Duration::ZERO, 4, &BTreeSet::from([0]));
+        assert_eq!(s.next(Duration::from_secs(3600), &[]), Err(1000 * MS));
     }
 }

@@ -50,6 +50,9 @@ pub struct AaeStatus {
     pub keys_repaired: u64,
     /// Tombstones this node reaped, since start.
     pub tombstones_reaped: u64,
+    /// Rows of partitions this node no longer replicates, dropped after their owners took
+    /// them, since start.
+    pub leftover_rows_dropped: u64,
     /// The IO budget, rows a second (0: unlimited).
     pub rows_per_sec: u64,
     /// The last exchange of each partition, by partition.
@@ -69,6 +72,8 @@ struct Board {
     keys: u64,
     /// Tombstones reaped.
     reaped: u64,
+    /// Leftover rows dropped.
+    leftovers: u64,
     /// Last exchange a partition.
     last: BTreeMap<u32, PartitionStatus>,
     /// Last reason reaping held back.
@@ -124,6 +129,14 @@ impl StatusBoard {
         }
     }
 
+    /// Records leftover rows dropped.
+    pub(crate) fn leftovers_dropped(&self, n: u64) {
+        if n > 0 {
+            metrics::counter!("kv_aae_leftover_rows_dropped_total").increment(n);
+            self.lock().leftovers += n;
+        }
+    }
+
     /// Records why reaping held back (`None`: it did not).
     pub(crate) fn reap_blocked(&self, reason: Option<String>) {
         self.lock().reap_blocked = reason;
@@ -145,6 +158,7 @@ impl StatusBoard {
             failed_exchanges: b.failed,
             keys_repaired: b.keys,
             tombstones_reaped: b.reaped,
+            leftover_rows_dropped: b.leftovers,
             rows_per_sec,
             partitions: b.last.values().cloned().collect(),
             reap_blocked: b.reap_blocked.clone(),

@@ -1,6 +1,6 @@
 //! The anti-entropy loop: the IO shell of [`Schedule`]. Each step does one piece of work (a
 //! sweep of one fellow replica's shared partitions, an exchange of one partition found
-//! different, or a reaping pass), `min_tick` apart; peers are swept so that each comes round
+//! different, a reaping pass, or a page of leftover clean-up), `min_tick` apart; peers are swept so that each comes round
 //! every `pair_interval`; every tree is re-read from storage every `full_rebuild_every`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,6 +11,7 @@ use std::time::Duration;
 use ringkit_hashring::{NodeId, PartitionId};
 use tokio::time::Instant;
 
+use super::leftovers::CleanUpPage;
 use super::node::Aae;
 use super::reap::TombstoneWatch;
 use super::remote::AaePeers;
@@ -89,6 +90,8 @@ pub enum Step {
     Exchanged(u32, NodeId, Result<ExchangeReport, KvError>),
     /// Scanned a partition for reapable tombstones: how many went.
     Reaped(u32, Result<usize, KvError>),
+    /// Handed a page of a partition's leftover rows to its owners and dropped them here.
+    CleanedUp(u32, Result<CleanUpPage, KvError>),
 }
 
 impl<S: Storage> AaeLoop<S> {
@@ -103,6 +106,8 @@ impl<S: Storage> AaeLoop<S> {
             pair_interval: cfg.pair_interval,
             min_tick: cfg.min_tick,
             reap_scan_every: cfg.tombstone_grace.map(|_| cfg.reap_scan_every),
+            leftover_grace: cfg.leftover_grace,
+            leftover_scan_every: cfg.leftover_scan_every,
         });
         Self {
             aae,
@@ -163,6 +168,31 @@ impl<S: Storage> AaeLoop<S> {
                 Step::Exchanged(partition, peer, result)
             }
             Work::Reap { partition } => Step::Reaped(partition, self.reap(partition).await),
+            Work::CleanUp { partition, after } => {
+                let result = self
+                    .aae
+                    .clean_up_page(self.peers.as_ref(), partition, after)
+                    .await;
+                let outcome = match &result {
+                    Ok(page) => {
+                        if page.dropped > 0 {
+                            tracing::info!(
+                                partition,
+                                rows = page.dropped,
+                                "dropped rows of a partition this node no longer replicates"
+                            );
+                        }
+                        Ok(page.next.clone())
+                    }
+                    Err(e) => {
+                        tracing::debug!(partition, error = %e, "leftover clean-up failed");
+                        Err(())
+                    }
+                };
+                self.schedule
+                    .cleaned(self.origin.elapsed(), partition, outcome);
+                Step::CleanedUp(partition, result)
+            }
         };
         (step, cfg.min_tick)
     }
@@ -177,8 +207,8 @@ impl<S: Storage> AaeLoop<S> {
             .as_ref()
             .is_some_and(|(m, l, _)| Arc::ptr_eq(m, &map) && Arc::ptr_eq(l, &live));
         if !fresh {
-            let mine = match self.aae.sync() {
-                Ok((_, mine)) => mine,
+            let (count, mine) = match self.aae.sync() {
+                Ok(synced) => synced,
                 Err(e) => {
                     tracing::warn!(error = %e, "anti-entropy cannot follow the ring");
                     return None;
@@ -189,7 +219,7 @@ impl<S: Storage> AaeLoop<S> {
                     self.watch.forget(p);
                 }
             }
-            self.schedule.retain(&mine);
+            self.schedule.retain(self.origin.elapsed(), count, &mine);
             let pairs = exchange_pairs(&map, &live, self.aae.local(), &mine, self.aae.config().n);
             self.fellows = Some((map, live, peers_of(&pairs)));
         }

@@ -89,7 +89,8 @@ fn op_key(op: &WriteOp) -> Option<u64> {
     match op {
         WriteOp::Local { key, .. }
         | WriteOp::Merge { key, .. }
-        | WriteOp::ReapIfUnchanged { key, .. } => Some(key_hash(key)),
+        | WriteOp::ReapIfUnchanged { key, .. }
+        | WriteOp::DropIfUnchanged { key, .. } => Some(key_hash(key)),
         _ => None,
     }
 }

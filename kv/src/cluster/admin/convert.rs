@@ -229,6 +229,7 @@ pub fn aae(status: &crate::cluster::aae::AaeStatus) -> pb::AaeStatusResponse {
         failed_exchanges: status.failed_exchanges,
         keys_repaired: status.keys_repaired,
         tombstones_reaped: status.tombstones_reaped,
+        leftover_rows_dropped: status.leftover_rows_dropped,
         rows_per_sec: status.rows_per_sec,
         partitions: status
             .partitions

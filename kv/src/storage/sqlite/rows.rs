@@ -92,6 +92,13 @@ impl RowWriter for SqlRows<'_> {
         Ok(stmt.execute(params![key, digest as i64])?)
     }
 
+    fn drop_if_unchanged(&mut self, key: &[u8], digest: u64) -> Result<usize, KvError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM objects WHERE key = ?1 AND digest = ?2")?;
+        Ok(stmt.execute(params![key, digest as i64])?)
+    }
+
     fn reap_tombstones(&mut self, before: Timestamp, limit: usize) -> Result<usize, KvError> {
         let mut stmt = self.conn.prepare_cached(
             "DELETE FROM objects WHERE rowid IN
