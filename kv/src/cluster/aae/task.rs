@@ -1,7 +1,8 @@
 //! The anti-entropy loop: the IO shell of [`Schedule`]. Each step does one piece of work (a
 //! sweep of one fellow replica's shared partitions, an exchange of one partition found
-//! different, a reaping pass, or a page of leftover clean-up), `min_tick` apart; peers are swept so that each comes round
-//! every `pair_interval`; every tree is re-read from storage every `full_rebuild_every`.
+//! different, a reaping pass, or a page of leftover clean-up), `min_tick` apart; peers are
+//! swept so that each comes round every `pair_interval`; every tree is re-read from storage
+//! every `full_rebuild_every`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -122,7 +123,7 @@ impl<S: Storage> AaeLoop<S> {
     }
 
     /// Does the next piece of scheduled work, if any is due; returns what it did and how long
-    /// to wait before the next step (`min_tick` after work, until the next sweep otherwise).
+    /// to wait before the next step (`min_tick` after work, otherwise until work is due).
     pub async fn step(&mut self) -> (Step, Duration) {
         let cfg = self.aae.config().clone();
         let now = self.origin.elapsed();
