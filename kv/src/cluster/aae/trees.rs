@@ -197,7 +197,10 @@ impl AaeTrees {
                 let Some(t) = s.trees.get_mut(&p) else {
                     return Ok(read);
                 };
-                (t.dirty_count() as u64 >= self.shape.leaves() / REBUILD_FRACTION).then(|| {
+                let dirty = t.dirty_count() as u64;
+                // Never for a clean tree (a shape of fewer than REBUILD_FRACTION leaves would
+                // otherwise rescan at every refresh).
+                (dirty > 0 && dirty * REBUILD_FRACTION >= self.shape.leaves()).then(|| {
                     t.take_all_dirty();
                     t.range().clone()
                 })

@@ -101,6 +101,32 @@ async fn writes_mark_leaves_and_refresh_brings_the_tree_back_to_the_store() {
 }
 
 #[tokio::test]
+async fn a_clean_tree_reads_nothing_whatever_its_shape() {
+    let store = MemStorage::new(ActorId(1));
+    // Two leaves: fewer than the fraction that switches a refresh to a whole-partition scan.
+    let tiny = TreeShape {
+        fan_out: 2,
+        depth: 1,
+    };
+    let trees = Arc::new(AaeTrees::new(tiny).unwrap_or_else(|e| panic!("{e}")));
+    trees
+        .retain(1, &BTreeSet::from([0]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tracked = TrackedStorage::new(store.clone(), Arc::clone(&trees));
+    let ops = (0..10).map(|i| put(&format!("k{i}"), "v")).collect();
+    tracked
+        .write(request(ops))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let budget = IoBudget::new(0, 0);
+    let first = trees.refresh(&tracked, 0, &budget).await;
+    assert_eq!(first.ok(), Some(10), "the first refresh reads every row");
+    let again = trees.refresh(&tracked, 0, &budget).await;
+    assert_eq!(again.ok(), Some(0), "a clean tree reads nothing");
+    assert_matches_store(&trees, &store, 1, 0).await;
+}
+
+#[tokio::test]
 async fn a_write_around_the_tracker_is_only_seen_after_a_full_rebuild() {
     let store = MemStorage::new(ActorId(1));
     let trees = AaeTrees::new(shape()).unwrap_or_else(|e| panic!("{e}"));
