@@ -161,9 +161,9 @@ impl AaeTrees {
         self.refresh_inner(storage, p, budget, false).await
     }
 
-    /// [`refresh`](Self::refresh) that waits out the budget's debt before each batch of
-    /// leaves: what the exchange loop uses, so a tree's first build (every leaf dirty) is
-    /// spread over time instead of read in one burst.
+    /// [`refresh`](Self::refresh) that waits out the budget's debt before each read: what the
+    /// exchange loop uses. (A tree with a quarter or more of its leaves dirty, a first build
+    /// among them, is read in one scan of its partition and charged after it.)
     ///
     /// # Errors
     /// As [`refresh`](Self::refresh).
@@ -206,7 +206,9 @@ impl AaeTrees {
                 })
             };
             if let Some(range) = whole {
+                let taken = Taken::all(self, p);
                 let rows = self.rebuild(storage, p, range).await?;
+                taken.applied();
                 budget.charge(rows);
                 return Ok(read + rows);
             }
@@ -224,6 +226,7 @@ impl AaeTrees {
             if batch.is_empty() {
                 return Ok(read);
             }
+            let taken = Taken::leaves(self, p, batch.iter().map(|(_, r)| *r.start()).collect());
             let ranges: Vec<HashRange> = batch.iter().map(|(_, r)| r.clone()).collect();
             let summaries = storage
                 .read(move |view| {
@@ -232,55 +235,96 @@ impl AaeTrees {
                         .map(|r| view.summarize(r))
                         .collect::<Result<Vec<RangeSummary>, KvError>>()
                 })
-                .await;
-            let mut s = self.lock();
-            let Some(t) = s.trees.get_mut(&p) else {
-                return Ok(read);
-            };
-            match summaries {
-                Ok(summaries) => {
-                    let mut rows = 0;
-                    for ((leaf, _), summary) in batch.iter().zip(summaries) {
-                        rows += summary.rows;
-                        t.set_leaf(*leaf, summary);
-                    }
-                    drop(s);
-                    read += rows;
-                    budget.charge(rows);
-                }
-                Err(e) => {
-                    for (_, range) in &batch {
-                        t.mark(*range.start());
-                    }
-                    return Err(e);
+                .await?;
+            let mut rows = 0;
+            {
+                let mut s = self.lock();
+                let Some(t) = s.trees.get_mut(&p) else {
+                    return Ok(read);
+                };
+                for ((leaf, _), summary) in batch.iter().zip(summaries) {
+                    rows += summary.rows;
+                    t.set_leaf(*leaf, summary);
                 }
             }
+            taken.applied();
+            read += rows;
+            budget.charge(rows);
         }
     }
-}
 
-impl AaeTrees {
     /// Rebuilds partition `p`'s tree from one scan of its rows (its dirty marks already taken);
-    /// returns the rows read. On failure every leaf is marked dirty again.
+    /// returns the rows read.
     async fn rebuild<S: Storage>(
         &self,
         storage: &S,
         p: u32,
         range: HashRange,
     ) -> Result<u64, KvError> {
-        let rows = storage.read(move |view| view.row_digests(&range)).await;
+        let rows = storage.read(move |view| view.row_digests(&range)).await?;
         let mut s = self.lock();
-        let Some(t) = s.trees.get_mut(&p) else {
-            return Ok(0);
-        };
-        match rows {
-            Ok(rows) => {
-                t.rebuild(rows.iter().copied());
-                Ok(rows.len() as u64)
-            }
-            Err(e) => {
+        if let Some(t) = s.trees.get_mut(&p) {
+            t.rebuild(rows.iter().copied());
+        }
+        Ok(rows.len() as u64)
+    }
+}
+
+/// Leaves whose dirty marks a refresh took. Unless the refresh applies their new summaries
+/// ([`applied`](Self::applied)), dropping this marks them dirty again: on an error, and when
+/// the refresh's future is dropped half-way (a peer's `TreeRoots` call cancelled at its
+/// deadline, a shutdown), so a tree never looks clean with leaves it did not re-read.
+struct Taken<'a> {
+    /// The trees.
+    trees: &'a AaeTrees,
+    /// The partition.
+    p: u32,
+    /// The first hash of each leaf taken.
+    starts: Vec<u64>,
+    /// Every leaf was taken.
+    all: bool,
+}
+
+impl<'a> Taken<'a> {
+    /// Every leaf of `p`.
+    fn all(trees: &'a AaeTrees, p: u32) -> Self {
+        Self {
+            trees,
+            p,
+            starts: Vec::new(),
+            all: true,
+        }
+    }
+
+    /// The leaves of `p` starting at `starts`.
+    fn leaves(trees: &'a AaeTrees, p: u32, starts: Vec<u64>) -> Self {
+        Self {
+            trees,
+            p,
+            starts,
+            all: false,
+        }
+    }
+
+    /// The new summaries are in: nothing to mark again.
+    fn applied(mut self) {
+        self.starts.clear();
+        self.all = false;
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if !self.all && self.starts.is_empty() {
+            return;
+        }
+        let mut s = self.trees.lock();
+        if let Some(t) = s.trees.get_mut(&self.p) {
+            if self.all {
                 t.mark_all();
-                Err(e)
+            }
+            for &hash in &self.starts {
+                t.mark(hash);
             }
         }
     }

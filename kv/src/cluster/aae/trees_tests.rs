@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -230,4 +231,62 @@ async fn no_write_is_missed_on_sqlite() {
     cfg.durability = Durability::Normal;
     let store = SqliteStorage::open(cfg).unwrap_or_else(|e| panic!("{e}"));
     no_write_is_missed_under_concurrent_refreshes(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_dropped_half_way_leaves_its_leaves_dirty() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = SqliteConfig::new(dir.path(), "aae-cancel");
+    cfg.durability = Durability::Normal;
+    cfg.readers = 1;
+    let store = SqliteStorage::open(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let trees = Arc::new(AaeTrees::new(shape()).unwrap_or_else(|e| panic!("{e}")));
+    trees
+        .retain(1, &BTreeSet::from([0]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tracked = TrackedStorage::new(store, Arc::clone(&trees));
+    let budget = IoBudget::new(0, 0);
+    let leaves = shape().leaves() as usize;
+    // Keeps the one reader thread busy until told, so a refresh's read waits behind it.
+    let hold = |tracked: &TrackedStorage<SqliteStorage>| {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        drop(tracked.read(move |_| {
+            let _ = held.recv();
+            Ok(())
+        }));
+        release
+    };
+    // The first poll takes every dirty mark and queues the scan; the timeout then drops the
+    // refresh before the scan's answer is applied (a cancelled RPC).
+    let release = hold(&tracked);
+    let cut = tokio::time::timeout(Duration::ZERO, trees.refresh(&tracked, 0, &budget)).await;
+    drop(release);
+    assert!(cut.is_err(), "the scan answered on the first poll");
+    assert_eq!(trees.dirty_leaves(), leaves, "every mark is back");
+    // The same for a batch of single leaves.
+    trees
+        .refresh(&tracked, 0, &budget)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tracked
+        .write(request(vec![put("k1", "v"), put("k2", "v")]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dirty = trees.dirty_leaves();
+    assert!(
+        dirty > 0 && dirty * 4 < leaves,
+        "{dirty} dirty: the per-leaf path"
+    );
+    let release = hold(&tracked);
+    let cut = tokio::time::timeout(Duration::ZERO, trees.refresh(&tracked, 0, &budget)).await;
+    drop(release);
+    assert!(cut.is_err());
+    assert_eq!(trees.dirty_leaves(), dirty);
+    trees
+        .refresh(&tracked, 0, &budget)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(trees.dirty_leaves(), 0);
+    assert_matches_store(&trees, &tracked, 1, 0).await;
+    tracked.close();
 }
