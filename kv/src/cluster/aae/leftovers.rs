@@ -19,9 +19,14 @@ use ringkit_hashring::PartitionId;
 use super::node::Aae;
 use super::schedule::Cursor;
 use crate::cluster::peers::ReplicaPeers;
+use crate::cluster::transfer::split_by_bytes;
 use crate::error::KvError;
 use crate::model::Object;
 use crate::storage::{Applied, Storage, WriteOp};
+
+/// Most encoded bytes of objects in one merge call (a larger single row goes alone), well
+/// under the internal message limit, as transfers do.
+const MAX_MERGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What one page of clean-up did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,22 +80,28 @@ impl<S: Storage> Aae<S> {
                 "partition {partition} has no other owner to hand its rows to"
             )));
         }
-        let items: Vec<(Bytes, Object)> = rows
+        let ops: Vec<WriteOp> = rows
             .iter()
-            .map(|r| (r.key.clone(), r.object.clone()))
-            .collect();
-        for batch in items.chunks(self.config().repair_batch) {
-            for owner in &owners {
-                peers.merge(owner, batch.to_vec(), None).await?;
-            }
-        }
-        let ops = rows
-            .into_iter()
             .map(|r| WriteOp::DropIfUnchanged {
-                key: r.key,
+                key: r.key.clone(),
                 digest: r.digest,
             })
             .collect();
+        for run in split_by_bytes(rows, MAX_MERGE_BYTES) {
+            let items: Vec<(Bytes, Object)> = run.into_iter().map(|r| (r.key, r.object)).collect();
+            for batch in items.chunks(self.config().repair_batch) {
+                for owner in &owners {
+                    peers.merge(owner, batch.to_vec(), None).await?;
+                }
+            }
+        }
+        // The partition may have come back to this node while the owners were called (a
+        // transfer to it): then its rows are its own again, and stay.
+        if self.sync()?.1.contains(&partition) {
+            return Err(KvError::Unavailable(format!(
+                "partition {partition} came back to this node during its clean-up"
+            )));
+        }
         let node = self.node();
         for result in node.submit(node.now(), ops).await? {
             if let Applied::Removed { rows } = result? {

@@ -1,7 +1,9 @@
 //! [`Schedule`]: which piece of anti-entropy work a node does next, as a sans-IO state machine
 //! over plain durations (the loop in [`task`](super::task) supplies the clock and does the IO).
 //!
-//! Three kinds of work, in this order of precedence:
+//! Four kinds of work, in this order of precedence (except that after
+//! `FOREGROUND_PER_BACKGROUND` sweeps and exchanges in a row, a due reaping or clean-up step
+//! goes first, so neither starves under a steady write load):
 //! 1. **Exchanges** of partitions a sweep found different, one at a time, in the order found.
 //! 2. **Sweeps**: the roots of every partition shared with one fellow replica, compared in one
 //!    call ([`sweep`](super::sweep)). Peers take turns; sweeps are spaced so that each peer
@@ -99,7 +101,13 @@ pub struct Schedule {
     last_clean: BTreeMap<u32, Duration>,
     /// Clean-ups in progress: where each resumes.
     cleaning: BTreeMap<u32, Cursor>,
+    /// Sweeps and exchanges in a row since the last reaping or clean-up step.
+    foreground_run: u32,
 }
+
+/// While sweeps and exchanges keep coming (a steady write load makes many roots differ at
+/// every sweep), a reaping or clean-up step still gets a turn after this many of them.
+const FOREGROUND_PER_BACKGROUND: u32 = 4;
 
 impl Schedule {
     /// A schedule whose first sweep may start at once.
@@ -115,6 +123,7 @@ impl Schedule {
             outside: BTreeMap::new(),
             last_clean: BTreeMap::new(),
             cleaning: BTreeMap::new(),
+            foreground_run: 0,
         }
     }
 
@@ -131,23 +140,32 @@ impl Schedule {
     /// # Errors
     /// `Err(wait)`: nothing to do before `now + wait`.
     pub fn next(&mut self, now: Duration, peers: &[PeerPartitions]) -> Result<Work, Duration> {
-        if let Some((partition, peer)) = self.exchanges.pop_front() {
-            return Ok(Work::Exchange { partition, peer });
+        let clean_at = self.next_clean_up();
+        let clean_due = clean_at.filter(|&(at, _)| at <= now);
+        let sweep_due = !peers.is_empty() && now >= self.next_sweep;
+        let foreground_due = !self.exchanges.is_empty() || sweep_due;
+        let background_due = !self.reaps.is_empty() || clean_due.is_some();
+        let background_turn =
+            background_due && (!foreground_due || self.foreground_run >= FOREGROUND_PER_BACKGROUND);
+        if !background_turn {
+            if let Some((partition, peer)) = self.exchanges.pop_front() {
+                self.foreground_run += 1;
+                return Ok(Work::Exchange { partition, peer });
+            }
+            if sweep_due {
+                let (peer, partitions) = peers[self.cursor % peers.len()].clone();
+                self.cursor = self.cursor.wrapping_add(1);
+                self.next_sweep = now + self.sweep_spacing(peers.len());
+                self.foreground_run += 1;
+                return Ok(Work::Sweep { peer, partitions });
+            }
         }
-        if !peers.is_empty() && now >= self.next_sweep {
-            let (peer, partitions) = peers[self.cursor % peers.len()].clone();
-            self.cursor = self.cursor.wrapping_add(1);
-            self.next_sweep = now + self.sweep_spacing(peers.len());
-            return Ok(Work::Sweep { peer, partitions });
-        }
+        self.foreground_run = 0;
         if let Some(partition) = self.reaps.pop_front() {
             self.last_reap.insert(partition, now);
             return Ok(Work::Reap { partition });
         }
-        let clean_at = self.next_clean_up();
-        if let Some((at, partition)) = clean_at
-            && at <= now
-        {
+        if let Some((_, partition)) = clean_due {
             let after = self.cleaning.get(&partition).cloned();
             return Ok(Work::CleanUp { partition, after });
         }
@@ -214,12 +232,25 @@ impl Schedule {
         }
     }
 
-    /// Follows a new map at `now`: `mine` are the partitions (of `partition_count`) this node
-    /// replicates. Queued work and reaping history of the others are dropped; partitions that
-    /// just left (all others, the first time) start their leftover grace, and partitions that
-    /// came back stop theirs.
-    pub fn retain(&mut self, now: Duration, partition_count: u32, mine: &BTreeSet<u32>) {
-        self.exchanges.retain(|(p, _)| mine.contains(p));
+    /// Follows a new map or live set at `now`: `mine` are the partitions (of
+    /// `partition_count`) this node replicates, `peers` its live fellow replicas. Queued
+    /// exchanges with a peer no longer among them are dropped (each would wait out a call
+    /// timeout), and so are queued work and reaping history of partitions outside `mine`;
+    /// partitions that just left (all others, the first time) start their leftover grace, and
+    /// partitions that came back stop theirs.
+    pub fn retain(
+        &mut self,
+        now: Duration,
+        partition_count: u32,
+        mine: &BTreeSet<u32>,
+        peers: &[PeerPartitions],
+    ) {
+        self.exchanges.retain(|(p, peer)| {
+            mine.contains(p)
+                && peers
+                    .iter()
+                    .any(|(q, shared)| q == peer && shared.contains(p))
+        });
         self.reaps.retain(|p| mine.contains(p));
         self.last_reap.retain(|p, _| mine.contains(p));
         if partition_count != self.partition_count {
@@ -429,7 +460,12 @@ mod tests {
                 (3, RootVerdict::Equal),
             ],
         );
-        s.retain(Duration::ZERO, 4, &BTreeSet::from([2]));
+        s.retain(
+            Duration::ZERO,
+            4,
+            &BTreeSet::from([2]),
+            &[(b.clone(), vec![2])],
+        );
         assert_eq!(
             s.next(Duration::ZERO, &[]),
             Ok(Work::Exchange {
@@ -448,11 +484,11 @@ mod tests {
         });
         let peers = peers();
         // Start: this node replicates 0 and 1 of 4; 2 and 3 are outside from the start.
-        s.retain(Duration::ZERO, 4, &BTreeSet::from([0, 1]));
+        s.retain(Duration::ZERO, 4, &BTreeSet::from([0, 1]), &peers);
         sweep_of(s.next(Duration::ZERO, &peers));
         assert_eq!(s.next(MS, &peers), Err(499 * MS), "the sweep comes first");
         // Partition 1 leaves at 2 s.
-        s.retain(2000 * MS, 4, &BTreeSet::from([0]));
+        s.retain(2000 * MS, 4, &BTreeSet::from([0]), &peers);
         s.next_sweep = Duration::MAX;
         assert_eq!(s.next(4000 * MS, &peers), Err(1000 * MS), "2 and 3 at 5 s");
         let clean = |partition, after: Option<Cursor>| Ok(Work::CleanUp { partition, after });
@@ -471,14 +507,70 @@ mod tests {
         assert_eq!(s.next(65_001 * MS, &peers), clean(2, None));
         // A partition that comes back is no longer cleaned up, even half-way.
         s.cleaned(65_001 * MS, 2, Ok(Some((1, Bytes::from("a")))));
-        s.retain(65_002 * MS, 4, &BTreeSet::from([0, 2]));
+        s.retain(65_002 * MS, 4, &BTreeSet::from([0, 2]), &peers);
         assert_eq!(s.next(65_003 * MS, &peers), clean(3, None));
     }
 
     #[test]
     fn without_a_grace_nothing_is_cleaned_up() {
         let mut s = Schedule::new(timing());
-        s.retain(Duration::ZERO, 4, &BTreeSet::from([0]));
+        s.retain(Duration::ZERO, 4, &BTreeSet::from([0]), &[]);
         assert_eq!(s.next(Duration::from_secs(3600), &[]), Err(1000 * MS));
+    }
+
+    #[test]
+    fn exchanges_queued_with_a_peer_that_died_are_dropped() {
+        let mut s = Schedule::new(timing());
+        let (b, c) = (NodeId::from("b"), NodeId::from("c"));
+        s.swept(Duration::ZERO, &b, &[(1, RootVerdict::Differs)]);
+        s.swept(Duration::ZERO, &c, &[(2, RootVerdict::Differs)]);
+        // b is gone from the live set: only c's exchange is left.
+        let alive = vec![(c.clone(), vec![2, 3, 4])];
+        s.retain(Duration::ZERO, 8, &BTreeSet::from([1, 2, 3, 4]), &alive);
+        assert_eq!(
+            s.next(Duration::ZERO, &alive),
+            Ok(Work::Exchange {
+                partition: 2,
+                peer: c
+            })
+        );
+        assert!(matches!(
+            s.next(Duration::ZERO, &alive),
+            Ok(Work::Sweep { .. })
+        ));
+    }
+
+    #[test]
+    fn reaping_and_clean_up_get_a_turn_while_sweeps_and_exchanges_keep_coming() {
+        let mut s = Schedule::new(Timing {
+            pair_interval: 20 * MS, // a sweep due at every step
+            leftover_grace: Some(Duration::ZERO),
+            ..timing()
+        });
+        let peers = peers();
+        s.retain(Duration::ZERO, 8, &BTreeSet::from([1, 2, 3, 4]), &peers);
+        let b = NodeId::from("b");
+        s.swept(Duration::ZERO, &b, &[(2, RootVerdict::Equal)]);
+        let mut kinds = String::new();
+        for step in 0..12u32 {
+            let now = step * 20 * MS;
+            match s.next(now, &peers) {
+                Ok(Work::Sweep { peer, .. }) => {
+                    kinds.push('s');
+                    s.swept(now, &peer, &[(1, RootVerdict::Differs)]);
+                }
+                Ok(Work::Exchange { .. }) => kinds.push('x'),
+                Ok(Work::Reap { .. }) => kinds.push('r'),
+                Ok(Work::CleanUp { partition, .. }) => {
+                    kinds.push('c');
+                    s.cleaned(now, partition, Ok(None));
+                }
+                Err(wait) => panic!("idle for {wait:?} at step {step}"),
+            }
+        }
+        assert_eq!(
+            kinds, "sxsxrsxsxcsx",
+            "one background step after four foreground ones"
+        );
     }
 }

@@ -42,9 +42,10 @@ pub struct AaeStatus {
     pub trees: usize,
     /// Leaves written since their last refresh, over all trees.
     pub dirty_leaves: usize,
-    /// Exchanges completed (equal or repaired).
+    /// Comparisons completed: partitions a sweep found equal, and exchanges (equal or
+    /// repaired).
     pub exchanges: u64,
-    /// Exchanges that failed.
+    /// Exchanges and sweeps that failed (a failed sweep counts once).
     pub failed_exchanges: u64,
     /// Keys repaired (disagreements found and merged), since start.
     pub keys_repaired: u64,
@@ -126,6 +127,17 @@ impl StatusBoard {
         if n > 0 {
             metrics::counter!("kv_aae_tombstones_reaped_total").increment(n);
             self.lock().reaped += n;
+        }
+    }
+
+    /// Records a failed sweep: one failure, shown as the last outcome of each of its
+    /// partitions.
+    pub(crate) fn sweep_failed(&self, statuses: impl IntoIterator<Item = PartitionStatus>) {
+        metrics::counter!("kv_aae_exchanges_total", "outcome" => "failed").increment(1);
+        let mut b = self.lock();
+        b.failed += 1;
+        for status in statuses {
+            b.last.insert(status.partition, status);
         }
     }
 

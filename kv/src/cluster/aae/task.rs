@@ -152,8 +152,16 @@ impl<S: Storage> AaeLoop<S> {
                     }
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "anti-entropy sweep failed");
+                        let at = self.aae.node().now();
                         let failed = ExchangeOutcome::Failed(e.to_string());
-                        self.record(partitions.iter().map(|&p| (p, &peer, failed.clone())));
+                        self.aae
+                            .board()
+                            .sweep_failed(partitions.iter().map(|&partition| PartitionStatus {
+                                partition,
+                                at,
+                                peer: peer.clone(),
+                                outcome: failed.clone(),
+                            }));
                     }
                 }
                 Step::Swept(peer, result)
@@ -220,9 +228,11 @@ impl<S: Storage> AaeLoop<S> {
                     self.watch.forget(p);
                 }
             }
-            self.schedule.retain(self.origin.elapsed(), count, &mine);
             let pairs = exchange_pairs(&map, &live, self.aae.local(), &mine, self.aae.config().n);
-            self.fellows = Some((map, live, peers_of(&pairs)));
+            let fellows = peers_of(&pairs);
+            self.schedule
+                .retain(self.origin.elapsed(), count, &mine, &fellows);
+            self.fellows = Some((map, live, fellows));
         }
         self.fellows.as_ref().map(|(_, _, f)| f.clone())
     }
