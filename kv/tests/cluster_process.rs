@@ -144,6 +144,23 @@ async fn wait_rows(client: &mut KvClient<Channel>, rows: u64, what: &str) {
     panic!("{what}: holds {last} of {rows} keys");
 }
 
+/// Reads every key at R=3 through `client` (node `node`): each holds exactly its own value.
+async fn all_read_back(client: &mut KvClient<Channel>, keys: &[String], node: &str) {
+    for k in keys {
+        let r = client
+            .get(GetRequest {
+                key: Bytes::from(k.clone()),
+                quorum: quorum(3, 2),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("get {k} through {node}: {s}"))
+            .into_inner();
+        assert!(r.found, "{k} lost (read through {node})");
+        assert_eq!(r.siblings.len(), 1, "{k}");
+        assert_eq!(r.siblings[0].value, Bytes::from(k.clone()));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_and_sigstop_lose_no_acknowledged_write() {
     let dirs: Vec<tempfile::TempDir> = (0..3)
@@ -186,19 +203,7 @@ async fn sigkill_and_sigstop_lose_no_acknowledged_write() {
 
         // Every acknowledged write is there, read at R=3 through each node.
         for (i, c) in [&mut c0, &mut c1, &mut c2].into_iter().enumerate() {
-            for k in &keys {
-                let r = c
-                    .get(GetRequest {
-                        key: Bytes::from(k.clone()),
-                        quorum: quorum(3, 2),
-                    })
-                    .await
-                    .unwrap_or_else(|s| panic!("get {k} through n{i}: {s}"))
-                    .into_inner();
-                assert!(r.found, "{k} lost (read through n{i})");
-                assert_eq!(r.siblings.len(), 1, "{k}");
-                assert_eq!(r.siblings[0].value, Bytes::from(k.clone()));
-            }
+            all_read_back(c, &keys, &format!("n{i}")).await;
         }
     })
     .await
@@ -282,19 +287,7 @@ async fn a_joining_node_takes_its_share_and_the_old_holders_drop_theirs() {
         );
 
         // Nothing was lost on the way: every key reads back at R=3 through the newcomer.
-        for k in &keys {
-            let r = clients[3]
-                .get(GetRequest {
-                    key: Bytes::from(k.clone()),
-                    quorum: quorum(3, 2),
-                })
-                .await
-                .unwrap_or_else(|s| panic!("get {k}: {s}"))
-                .into_inner();
-            assert!(r.found, "{k} lost");
-            assert_eq!(r.siblings.len(), 1, "{k}");
-            assert_eq!(r.siblings[0].value, Bytes::from(k.clone()));
-        }
+        all_read_back(&mut clients[3], &keys, "n3").await;
         println!("rows per node after the join: {held:?}");
     })
     .await

@@ -190,28 +190,37 @@ pub(super) fn purge_and_reap_are_bounded_and_selective(s: &impl Storage) {
     assert_eq!(get(s, "keep"), None);
 }
 
+/// The row digest of `key` (which must be stored, value or tombstone).
+fn digest_of(s: &impl Storage, key: &'static str) -> u64 {
+    let rows = s
+        .read_blocking(|v| v.hash_range(&(0..=u64::MAX), None, 100))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rows.into_iter()
+        .find(|r| r.key == key.as_bytes())
+        .map(|r| r.digest)
+        .unwrap_or_else(|| panic!("{key} missing"))
+}
+
+/// Applies one removal `op`; returns the rows it removed.
+fn removed(s: &impl Storage, op: WriteOp) -> usize {
+    match &write(s, vec![op])[0] {
+        Ok(Applied::Removed { rows }) => *rows,
+        other => panic!("got {other:?}"),
+    }
+}
+
 pub(super) fn reap_if_unchanged_needs_the_exact_tombstone(s: &impl Storage) {
     write(s, vec![put("gone", "v", None), put("live", "v", None)]);
     write(s, vec![delete("gone", None)]);
-    let digest_of = |key: &'static str| {
-        let rows = s
-            .read_blocking(|v| v.hash_range(&(0..=u64::MAX), None, 100))
-            .unwrap_or_else(|e| panic!("{e}"));
-        rows.into_iter()
-            .find(|r| r.key == key.as_bytes())
-            .map(|r| r.digest)
-            .unwrap_or_else(|| panic!("{key} missing"))
-    };
-    let (gone, live) = (digest_of("gone"), digest_of("live"));
+    let (gone, live) = (digest_of(s, "gone"), digest_of(s, "live"));
     let reap = |key: &str, digest: u64| {
-        let op = WriteOp::ReapIfUnchanged {
-            key: Bytes::from(key.to_owned()),
-            digest,
-        };
-        match &write(s, vec![op])[0] {
-            Ok(Applied::Removed { rows }) => *rows,
-            other => panic!("got {other:?}"),
-        }
+        removed(
+            s,
+            WriteOp::ReapIfUnchanged {
+                key: Bytes::from(key.to_owned()),
+                digest,
+            },
+        )
     };
     assert_eq!(reap("live", live), 0, "a live key is never reaped");
     assert_eq!(
@@ -226,25 +235,15 @@ pub(super) fn reap_if_unchanged_needs_the_exact_tombstone(s: &impl Storage) {
 pub(super) fn drop_if_unchanged_needs_the_exact_row_value_or_tombstone(s: &impl Storage) {
     write(s, vec![put("live", "v", None), put("gone", "v", None)]);
     write(s, vec![delete("gone", None)]);
-    let digest_of = |key: &'static str| {
-        let rows = s
-            .read_blocking(|v| v.hash_range(&(0..=u64::MAX), None, 100))
-            .unwrap_or_else(|e| panic!("{e}"));
-        rows.into_iter()
-            .find(|r| r.key == key.as_bytes())
-            .map(|r| r.digest)
-            .unwrap_or_else(|| panic!("{key} missing"))
-    };
-    let (gone, live) = (digest_of("gone"), digest_of("live"));
+    let (gone, live) = (digest_of(s, "gone"), digest_of(s, "live"));
     let drop = |key: &str, digest: u64| {
-        let op = WriteOp::DropIfUnchanged {
-            key: Bytes::from(key.to_owned()),
-            digest,
-        };
-        match &write(s, vec![op])[0] {
-            Ok(Applied::Removed { rows }) => *rows,
-            other => panic!("got {other:?}"),
-        }
+        removed(
+            s,
+            WriteOp::DropIfUnchanged {
+                key: Bytes::from(key.to_owned()),
+                digest,
+            },
+        )
     };
     // The row changed since its digest was read: kept.
     write(s, vec![put("live", "newer", None)]);
@@ -253,7 +252,11 @@ pub(super) fn drop_if_unchanged_needs_the_exact_row_value_or_tombstone(s: &impl 
         values(&get(s, "live").unwrap_or_else(|| panic!("live"))).len(),
         2
     );
-    assert_eq!(drop("live", digest_of("live")), 1, "a value is dropped too");
+    assert_eq!(
+        drop("live", digest_of(s, "live")),
+        1,
+        "a value is dropped too"
+    );
     assert_eq!(drop("gone", gone), 1, "and a tombstone");
     assert_eq!(drop("absent", gone), 0);
     assert_eq!((get(s, "live"), get(s, "gone")), (None, None));
