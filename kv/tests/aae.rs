@@ -18,6 +18,14 @@ use ringkit_kv::model::key_hash;
 
 use aae_support::{BOUND, Cluster, config, delete, put};
 
+/// Merges every row of node `from` into node `to`, as a finished exchange would leave them.
+async fn copy_rows(c: &Cluster, from: usize, to: usize) {
+    c.mesh
+        .merge(&c.ids[to], c.rows(from).await.into_iter().collect(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[tokio::test]
 async fn diverged_replicas_converge_and_the_repaired_count_is_exact() {
     tokio::time::timeout(BOUND, async {
@@ -26,10 +34,7 @@ async fn diverged_replicas_converge_and_the_repaired_count_is_exact() {
         for i in 0..40 {
             put(&a, &format!("shared{i}"), "v").await;
         }
-        c.mesh
-            .merge(&c.ids[1], c.rows(0).await.into_iter().collect(), None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        copy_rows(&c, 0, 1).await;
         assert_eq!(c.exchange_all(0, 1).await, 0, "identical replicas");
         for i in 0..5 {
             put(&a, &format!("only-a{i}"), "x").await;
@@ -135,10 +140,7 @@ async fn a_sweep_names_exactly_the_partitions_whose_roots_differ() {
         for i in 0..40 {
             put(&a, &format!("shared{i}"), "v").await;
         }
-        c.mesh
-            .merge(&c.ids[1], c.rows(0).await.into_iter().collect(), None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        copy_rows(&c, 0, 1).await;
         let verdicts = sweep(&c, 0, 1).await;
         assert_eq!(verdicts.len(), 8, "both replicate all 8 partitions");
         assert!(verdicts.iter().all(|(_, v)| *v == RootVerdict::Equal));
@@ -235,10 +237,7 @@ async fn the_loop_sweeps_then_exchanges_only_what_differs() {
         put(&c.node(0), &format!("k{i}"), "v").await;
     }
     for peer in [1, 2] {
-        c.mesh
-            .merge(&c.ids[peer], c.rows(0).await.into_iter().collect(), None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        copy_rows(&c, 0, peer).await;
     }
     put(&c.node(2), "late", "x").await;
     let mesh = Arc::new(c.mesh.clone());

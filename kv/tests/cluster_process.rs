@@ -39,6 +39,16 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Stops every process with SIGTERM and waits for each.
+fn stop_all(procs: Vec<ServerProcess>) {
+    for p in &procs {
+        p.signal("-TERM");
+    }
+    for mut p in procs {
+        let _ = p.0.wait();
+    }
+}
+
 /// A free loopback port (bound, read, released; the server binds it right after).
 fn free_port(udp: bool) -> u16 {
     let port = if udp {
@@ -208,12 +218,7 @@ async fn sigkill_and_sigstop_lose_no_acknowledged_write() {
     })
     .await
     .unwrap_or_else(|_| panic!("test exceeded {TEST_BOUND:?}"));
-    for p in &procs {
-        p.signal("-TERM");
-    }
-    for mut p in procs {
-        let _ = p.0.wait();
-    }
+    stop_all(procs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,10 +297,5 @@ async fn a_joining_node_takes_its_share_and_the_old_holders_drop_theirs() {
     })
     .await
     .unwrap_or_else(|_| panic!("test exceeded {TEST_BOUND:?}"));
-    for p in &procs {
-        p.signal("-TERM");
-    }
-    for mut p in procs {
-        let _ = p.0.wait();
-    }
+    stop_all(procs);
 }
