@@ -45,10 +45,16 @@ const WORKER_SEEDS: &str = "RINGKIT_SIM_WORKER_SEEDS";
 /// Called by the test harness, it starts worker processes (as many as there are cores, at most
 /// 4) that run this same test with [`WORKER_SEEDS`] set, splits the seeds among them, and
 /// checks what they report. Called in a worker, it runs its seeds one after the other.
-fn run_seeds(test: &str, name: &str, make: fn() -> SharedCluster, seeds: &[u64]) {
+fn run_seeds(
+    test: &str,
+    name: &str,
+    make: fn() -> SharedCluster,
+    config: &RunConfig,
+    seeds: &[u64],
+) {
     if let Ok(list) = std::env::var(WORKER_SEEDS) {
         let mine: Vec<u64> = list.split(',').filter_map(|s| s.parse().ok()).collect();
-        return run_worker(name, make, &mine);
+        return run_worker(name, make, config, &mine);
     }
     let started = Instant::now();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
@@ -177,7 +183,7 @@ fn run_in_workers(test: &str, seeds: &[u64], workers: usize) -> Vec<SeedResult> 
 
 /// A worker's part: runs `seeds` one after the other in this process, printing a line per seed
 /// for people, one for the parent (`SeedResult`), and the report of each failure.
-fn run_worker(name: &str, make: fn() -> SharedCluster, seeds: &[u64]) {
+fn run_worker(name: &str, make: fn() -> SharedCluster, config: &RunConfig, seeds: &[u64]) {
     let current: Arc<Running> = Arc::new(Mutex::new(None));
     let done = Arc::new(AtomicBool::new(false));
     std::thread::scope(|scope| {
@@ -186,10 +192,9 @@ fn run_worker(name: &str, make: fn() -> SharedCluster, seeds: &[u64]) {
             scope.spawn(move || watchdog(name, &current, &done));
         }
         let cluster = make();
-        let config = RunConfig::default();
         for &seed in seeds {
             *lock(&current) = Some((seed, Instant::now()));
-            let report = run(seed, &cluster, &config);
+            let report = run(seed, &cluster, config);
             *lock(&current) = None;
             let (acked, unknown) = report.counts();
             let failed = !report.violations.is_empty();
@@ -256,6 +261,14 @@ fn five_nodes() -> SharedCluster {
     Rc::new(Replicated::new((1..=5).map(|i| format!("n{i}")).collect()))
 }
 
+/// Five founders and a sixth node, `n6`, that joins while the faults go on.
+fn five_nodes_and_a_joiner() -> SharedCluster {
+    Rc::new(Replicated::with_joiners(
+        (1..=5).map(|i| format!("n{i}")).collect(),
+        vec!["n6".to_owned()],
+    ))
+}
+
 /// Single KvNodes over simulated gRPC, with crashes on a durable disk and partitions: the
 /// plumbing on its own. Every acknowledged write must be read back.
 #[test]
@@ -264,6 +277,7 @@ fn single_nodes_keep_acknowledged_writes_through_crashes() {
         "single_nodes_keep_acknowledged_writes_through_crashes",
         "single",
         single_nodes,
+        &RunConfig::default(),
         &seeds(20),
     );
 }
@@ -276,7 +290,26 @@ fn cluster_survives_seeded_faults() {
         "cluster_survives_seeded_faults",
         "cluster",
         five_nodes,
+        &RunConfig::default(),
         &seeds(200),
+    );
+}
+
+/// A sixth node joins the five-node cluster at a seeded time while partitions, loss, latency
+/// spikes and crashes (of the joiner too) go on: the join must happen, its partition transfers
+/// must finish, and every checker must pass on the final ring (its owners converged, nothing
+/// acknowledged lost, no delete undone).
+#[test]
+fn a_join_under_seeded_faults() {
+    run_seeds(
+        "a_join_under_seeded_faults",
+        "join",
+        five_nodes_and_a_joiner,
+        &RunConfig {
+            nodes: 6,
+            ..RunConfig::default()
+        },
+        &seeds(50),
     );
 }
 

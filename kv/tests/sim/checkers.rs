@@ -64,6 +64,12 @@ pub(crate) enum Violation {
         /// Simulated milliseconds when the run gave up.
         at_ms: u64,
     },
+    /// After the settle time the ring had not reached its final shape (a node that never
+    /// joined, partition transfers still pending): a liveness failure of ownership changes.
+    Unsettled {
+        /// What was still under way.
+        state: String,
+    },
     /// Two replicas of a key hold different objects after the settle time.
     Diverged {
         /// The key.
@@ -82,7 +88,7 @@ impl Violation {
             | Violation::Phantom { key, .. }
             | Violation::Unreadable { key, .. }
             | Violation::Diverged { key, .. } => key.clone(),
-            Violation::Stuck { .. } => String::new(),
+            Violation::Stuck { .. } | Violation::Unsettled { .. } => String::new(),
         }
     }
 }
@@ -114,6 +120,9 @@ impl fmt::Display for Violation {
                     f,
                     "[liveness] the {phase} phase had not finished at {at_ms} ms"
                 )
+            }
+            Violation::Unsettled { state } => {
+                write!(f, "[membership] the ring had not settled: {state}")
             }
             Violation::Unreadable { key, error } => {
                 write!(f, "[final read] {key} unreadable after heal: {error}")

@@ -49,6 +49,16 @@ pub(crate) trait SimCluster {
 
     /// The nodes that must hold `key` once everything has settled.
     fn owners(&self, key: &[u8], names: &[String]) -> Vec<String>;
+
+    /// Called at the start of every run: forget what the previous run of this cluster left.
+    fn begin_run(&self) {}
+
+    /// Whether the ring has reached its final shape (every planned join done, no partition
+    /// transfer pending); `Err` says what is still under way. Replicas are judged converged
+    /// only once it has.
+    fn ring_settled(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Standalone [`KvNode`]s, one per host, serving the public gRPC API: no replication, so each

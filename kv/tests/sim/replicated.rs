@@ -1,13 +1,21 @@
 //! The cluster under test: five `ClusterNode`s (N=3, R=W=2, sloppy quorum) on in-memory disks,
 //! wired the way a kv-server node is: SWIM gossip over simulated UDP feeding the live set,
-//! hinted handoff, and anti-entropy, with intervals shortened so that a run settles within a few
-//! simulated seconds.
+//! hinted handoff, anti-entropy and the map authority with its partition transfers, with
+//! intervals shortened so that a run settles within a few simulated seconds.
+//!
+//! A cluster may also have *joiners*: nodes that come up outside the ring at a seeded time
+//! during the faults and join it through a founder, retrying as `kv-server --join` does, so that
+//! the join and the partition transfers it starts run under the same partitions, loss and
+//! crashes as the client writes.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringkit_hashring::RingConfig;
-use ringkit_kv::cluster::aae::AaeConfig;
+use ringkit_hashring::{NodeId, RingConfig};
+use ringkit_kv::cluster::aae::{AaeConfig, TrackedStorage};
 use ringkit_kv::cluster::assemble::ClusterNodeConfig;
 use ringkit_kv::cluster::channels::Connector;
 use ringkit_kv::cluster::config::ClusterConfig;
@@ -16,6 +24,8 @@ use ringkit_kv::cluster::node::ClusterNode;
 use ringkit_kv::cluster::topology::{ClusterMap, Member};
 use ringkit_kv::error::KvError;
 use ringkit_kv::model::key_hash;
+use ringkit_kv::storage::{MemStorage, StorageExt};
+use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
 use super::cluster::{NodeFuture, NodeSpec, SimCluster};
@@ -25,11 +35,23 @@ use super::udp::{GOSSIP_PORT, SimUdp, gossip_addr};
 /// Replicas per key.
 const N: usize = 3;
 
+/// Earliest simulated time a joiner comes up; each joiner adds a seeded delay of up to
+/// [`JOIN_SPREAD_MS`], so joins land in the middle of the faults (which run until 3 s).
+const JOIN_FROM_MS: u64 = 300;
+
+/// Spread of the joiners' start times.
+const JOIN_SPREAD_MS: u64 = 2_000;
+
+/// How long a joiner waits before asking again after a refused or failed join.
+const JOIN_RETRY: Duration = Duration::from_millis(500);
+
 /// Timings of the simulated cluster (simulated time).
 #[derive(Clone, Debug)]
 pub(crate) struct Replicated {
-    /// Every node's host name: the bootstrap member list.
+    /// The founders' host names: the bootstrap member list.
     pub(crate) names: Vec<String>,
+    /// Nodes that start outside the ring and join it during the run.
+    pub(crate) joiners: Vec<String>,
     /// Per-replica RPC timeout of the coordinator.
     pub(crate) replica_timeout: Duration,
     /// How often handoff looks at its backlog.
@@ -40,23 +62,55 @@ pub(crate) struct Replicated {
     pub(crate) aae_interval: Duration,
     /// Age after which anti-entropy reaps a tombstone every replica holds.
     pub(crate) tombstone_grace: Duration,
-    /// The bootstrap map (owners of a key, for the convergence check).
+    /// The founders' bootstrap map: the ring until a node has started.
     map: Arc<ClusterMap>,
+    /// Each node's view of the cluster map in this run (its latest incarnation's), by name:
+    /// the newest of them is the ring the run is judged by.
+    maps: Rc<RefCell<BTreeMap<String, watch::Receiver<Arc<ClusterMap>>>>>,
+    /// This run's directory of the nodes' saved cluster maps (`TopologyConfig::state_file`,
+    /// as kv-server sets it): like the in-memory disks, a node's file outlives its crashes.
+    state_dir: Rc<RefCell<Option<tempfile::TempDir>>>,
 }
 
 impl Replicated {
-    /// A cluster of `names` with timings for short runs.
+    /// A cluster founded by `names`, with timings for short runs.
     pub(crate) fn new(names: Vec<String>) -> Self {
+        Self::with_joiners(names, Vec::new())
+    }
+
+    /// A cluster founded by `names` that `joiners` join during the run.
+    pub(crate) fn with_joiners(names: Vec<String>, joiners: Vec<String>) -> Self {
         let map = Arc::new(bootstrap(&names));
         Self {
             map,
+            maps: Rc::default(),
+            state_dir: Rc::default(),
             names,
+            joiners,
             replica_timeout: Duration::from_millis(500),
             handoff_interval: Duration::from_millis(250),
             handoff_backoff_max: Duration::from_secs(2),
             aae_interval: Duration::from_millis(500),
             tombstone_grace: Duration::from_secs(2),
         }
+    }
+
+    /// The newest map of this cluster any node of the run has installed (the bootstrap map
+    /// before any node started). A joiner's own one-node ring, before it has joined, is not a
+    /// map of this cluster (no founder is on it), whatever its epoch.
+    fn latest(&self) -> Arc<ClusterMap> {
+        let founders: Vec<NodeId> = self
+            .names
+            .iter()
+            .map(|n| NodeId::from(n.as_str()))
+            .collect();
+        self.maps
+            .borrow()
+            .values()
+            .map(|rx| Arc::clone(&rx.borrow()))
+            .filter(|map| founders.iter().any(|f| map.ring().node(f).is_some()))
+            .max_by_key(|map| map.epoch())
+            .unwrap_or_else(|| Arc::clone(&self.map))
     }
 }
 
@@ -103,12 +157,18 @@ fn sim_channel(addr: &str) -> Result<Channel, KvError> {
     Ok(endpoint.connect_with_connector_lazy(tower::service_fn(connect)))
 }
 
-/// One node's software, assembled exactly as kv-server assembles a cluster node
-/// (`ClusterNode::start`: coordinator, gossip, hinted handoff, anti-entropy, topology); returns
-/// only if it fails to start or serve.
-async fn run_node(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
+/// Starts one node's software, assembled exactly as kv-server assembles a cluster node
+/// (`ClusterNode::start`: coordinator, gossip, hinted handoff, anti-entropy, the map authority
+/// and partition transfers), with `members` as its bootstrap list and gossip seeded with them
+/// and `seeds`; registers its map with the run.
+async fn start(
+    cluster: &Replicated,
+    spec: &NodeSpec,
+    members: &[String],
+    seeds: &[String],
+) -> Result<ClusterNode<TrackedStorage<MemStorage>>, KvError> {
     // Gossip addresses are IPs on turmoil's network, known inside a simulated host.
-    let members: Vec<Member> = members(&cluster.names)
+    let members: Vec<Member> = self::members(members)
         .into_iter()
         .map(|mut m| {
             m.gossip_addr = Some(gossip_addr(m.id.as_str()).to_string());
@@ -119,7 +179,13 @@ async fn run_node(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
     config.ring = Some(ring());
     config.coordinator.replica_timeout = cluster.replica_timeout;
     let mut node = ClusterNodeConfig::new(config);
+    node.topology.state_file = cluster
+        .state_dir
+        .borrow()
+        .as_ref()
+        .map(|dir| dir.path().join(format!("{}.cluster-map.json", spec.name)));
     let mut gossip = node.default_gossip()?;
+    gossip.seeds.extend(seeds.iter().map(|s| gossip_addr(s)));
     gossip.advertise = Some(gossip_addr(&spec.name));
     // Every life has a larger incarnation than the last: simulated wall-clock milliseconds.
     gossip.incarnation = turmoil::since_epoch().map_or(1, |d| d.as_millis() as u64);
@@ -141,20 +207,80 @@ async fn run_node(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
     let socket = SimUdp::bind(GOSSIP_PORT).await?;
     let started = ClusterNode::start(
         node,
-        spec.disk,
-        Arc::new(spec.clock),
+        spec.disk.clone(),
+        Arc::new(spec.clock.clone()),
         connector,
         Some(socket),
     )?;
+    cluster
+        .maps
+        .borrow_mut()
+        .insert(spec.name.clone(), started.map_sender().subscribe());
+    Ok(started)
+}
+
+/// A founder: starts on the bootstrap ring and serves; returns only if it fails to start or
+/// serve.
+async fn run_node(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
+    let started = start(&cluster, &spec, &cluster.names, &[]).await?;
     started
         .serve(Incoming::bind(GRPC_PORT).await?, std::future::pending())
         .await
 }
 
+/// A joiner: comes up at its seeded time as a ring of its own, serves (the claimant and the
+/// transfers call it back), and asks the founders in turn to let it join until one does, as
+/// `kv-server --join` does. A restarted joiner asks again: for a member that is already on the
+/// ring the answer is the current map.
+async fn run_joiner(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
+    let join_at = Duration::from_millis(JOIN_FROM_MS + spec.seed % JOIN_SPREAD_MS);
+    let now = turmoil::sim_elapsed().unwrap_or_default();
+    tokio::time::sleep(join_at.saturating_sub(now)).await;
+    let started = start(
+        &cluster,
+        &spec,
+        std::slice::from_ref(&spec.name),
+        &cluster.names,
+    )
+    .await?;
+    let topology = started
+        .topology()
+        .cloned()
+        .ok_or_else(|| KvError::Internal("a started cluster node has a topology".into()))?;
+    let stored_rows = spec.disk.read(|view| view.stats()).await?.rows;
+    let founders: Vec<String> = cluster
+        .names
+        .iter()
+        .map(|n| format!("{n}:{GRPC_PORT}"))
+        .collect();
+    let join = async move {
+        for seed in founders.iter().cycle() {
+            match topology.join_through_holding(seed, stored_rows).await {
+                Ok(map) => {
+                    tracing::info!(epoch = map.epoch(), "joined through {seed}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "join through {seed} failed; retrying");
+                    tokio::time::sleep(JOIN_RETRY).await;
+                }
+            }
+        }
+    };
+    let serve = started.serve(Incoming::bind(GRPC_PORT).await?, std::future::pending());
+    let (served, ()) = tokio::join!(serve, join);
+    served
+}
+
 impl SimCluster for Replicated {
     fn describe(&self) -> String {
+        let joining = if self.joiners.is_empty() {
+            String::new()
+        } else {
+            format!(", {} joining under the faults", self.joiners.len())
+        };
         format!(
-            "{} complete ClusterNodes (gossip, hinted handoff, anti-entropy), N={N} R=W=2 sloppy",
+            "{} complete ClusterNodes (gossip, hinted handoff, anti-entropy){joining}, N={N} R=W=2 sloppy",
             self.names.len()
         )
     }
@@ -162,7 +288,11 @@ impl SimCluster for Replicated {
     fn node(&self, spec: NodeSpec) -> NodeFuture {
         let cluster = self.clone();
         Box::pin(async move {
-            run_node(cluster, spec).await?;
+            if cluster.joiners.contains(&spec.name) {
+                run_joiner(cluster, spec).await?;
+            } else {
+                run_node(cluster, spec).await?;
+            }
             Ok(())
         })
     }
@@ -172,11 +302,50 @@ impl SimCluster for Replicated {
     }
 
     fn owners(&self, key: &[u8], _names: &[String]) -> Vec<String> {
-        self.map
+        self.latest()
             .replica_set(key_hash(key), N)
             .read
             .iter()
             .map(|id| id.as_str().to_owned())
             .collect()
+    }
+
+    fn begin_run(&self) {
+        self.maps.borrow_mut().clear();
+        let dir = tempfile::tempdir()
+            .unwrap_or_else(|e| panic!("a directory for the simulated nodes' maps: {e}"));
+        *self.state_dir.borrow_mut() = Some(dir);
+    }
+
+    fn ring_settled(&self) -> Result<(), String> {
+        let map = self.latest();
+        let epoch = map.epoch();
+        let outside: Vec<&String> = self
+            .joiners
+            .iter()
+            .filter(|j| map.ring().node(&NodeId::from(j.as_str())).is_none())
+            .collect();
+        if !outside.is_empty() {
+            return Err(format!("{outside:?} not on the ring at epoch {epoch}"));
+        }
+        let pending: usize = map.pending().values().map(Vec::len).sum();
+        if pending > 0 {
+            return Err(format!(
+                "{pending} partition transfers still pending at epoch {epoch}"
+            ));
+        }
+        let behind: Vec<String> = self
+            .maps
+            .borrow()
+            .iter()
+            .filter(|(_, rx)| rx.borrow().epoch() < epoch)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !behind.is_empty() {
+            return Err(format!(
+                "{behind:?} still on a ring older than epoch {epoch}"
+            ));
+        }
+        Ok(())
     }
 }

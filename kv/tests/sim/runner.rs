@@ -127,6 +127,7 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> RunReport {
     init_tracing();
     align_task_ids();
+    cluster.begin_run();
     let mut rng = StdRng::seed_from_u64(seed);
     let max_latency = rng.random_range(1..=50u64);
     let mut sim = turmoil::Builder::new()
@@ -226,7 +227,7 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
         );
     }
     let healed_at = ms(&sim);
-    // Settle: until the replicas agree, or the limit.
+    // Settle: until the ring has its final shape and the replicas agree, or the limit.
     let owners = |key: &[u8]| cluster.owners(key, &node_names);
     let snapshot = |disks: &[ringkit_kv::storage::MemStorage]| -> ReplicaRows {
         node_names
@@ -237,6 +238,7 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
     };
     while ms(&sim) < healed_at + config.settle_max_ms {
         if (ms(&sim) - healed_at) % 250 == 0
+            && cluster.ring_settled().is_ok()
             && check_converged(&snapshot(&disks), owners).is_empty()
         {
             break;
@@ -244,8 +246,9 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
         step(&mut sim);
     }
     let settle_ms = ms(&sim) - healed_at;
-    // Judged before the final reads, whose read repair would mask what handoff and
-    // anti-entropy failed to do.
+    // Judged before the final reads, whose read repair would mask what handoff, anti-entropy
+    // and the transfers failed to do.
+    let unsettled = cluster.ring_settled().err();
     let diverged = check_converged(&snapshot(&disks), owners);
 
     // Read every key back through the cluster.
@@ -285,6 +288,7 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
     violations.extend(check_set(&events, &finals));
     violations.extend(check_deletes(&events, &finals));
     violations.extend(check_siblings(&events, &finals));
+    violations.extend(unsettled.map(|state| Violation::Unsettled { state }));
     violations.extend(diverged);
     RunReport {
         seed,
