@@ -263,10 +263,17 @@ fn five_nodes() -> SharedCluster {
 
 /// Five founders and a sixth node, `n6`, that joins while the faults go on.
 fn five_nodes_and_a_joiner() -> SharedCluster {
-    Rc::new(Replicated::with_joiners(
-        (1..=5).map(|i| format!("n{i}")).collect(),
-        vec!["n6".to_owned()],
-    ))
+    Rc::new(
+        Replicated::new((1..=5).map(|i| format!("n{i}")).collect())
+            .joined_by(vec!["n6".to_owned()]),
+    )
+}
+
+/// Six founders, one of which, `n6`, leaves while the faults go on.
+fn six_nodes_one_leaving() -> SharedCluster {
+    Rc::new(
+        Replicated::new((1..=6).map(|i| format!("n{i}")).collect()).left_by(vec!["n6".to_owned()]),
+    )
 }
 
 /// Single KvNodes over simulated gRPC, with crashes on a durable disk and partitions: the
@@ -305,6 +312,23 @@ fn a_join_under_seeded_faults() {
         "a_join_under_seeded_faults",
         "join",
         five_nodes_and_a_joiner,
+        &RunConfig {
+            nodes: 6,
+            ..RunConfig::default()
+        },
+        &seeds(50),
+    );
+}
+
+/// One of six nodes leaves at a seeded time while partitions, loss, latency spikes and crashes
+/// (of the leaver too) go on: its partitions must be handed off (every transfer finished, the
+/// node off the map) and every checker must pass on the five-node ring that remains.
+#[test]
+fn a_leave_under_seeded_faults() {
+    run_seeds(
+        "a_leave_under_seeded_faults",
+        "leave",
+        six_nodes_one_leaving,
         &RunConfig {
             nodes: 6,
             ..RunConfig::default()

@@ -3,10 +3,10 @@
 //! hinted handoff, anti-entropy and the map authority with its partition transfers, with
 //! intervals shortened so that a run settles within a few simulated seconds.
 //!
-//! A cluster may also have *joiners*: nodes that come up outside the ring at a seeded time
-//! during the faults and join it through a founder, retrying as `kv-server --join` does, so that
-//! the join and the partition transfers it starts run under the same partitions, loss and
-//! crashes as the client writes.
+//! A cluster may also change its ring during the run, under the same partitions, loss and
+//! crashes as the client writes: *joiners* come up outside the ring at a seeded time and join
+//! it through a founder, retrying as `kv-server --join` does; *leavers* are founders that ask to
+//! leave at a seeded time and hand their partitions off. The run is judged on the final ring.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -35,15 +35,24 @@ use super::udp::{GOSSIP_PORT, SimUdp, gossip_addr};
 /// Replicas per key.
 const N: usize = 3;
 
-/// Earliest simulated time a joiner comes up; each joiner adds a seeded delay of up to
-/// [`JOIN_SPREAD_MS`], so joins land in the middle of the faults (which run until 3 s).
-const JOIN_FROM_MS: u64 = 300;
+/// Earliest simulated time of a ring change (a joiner coming up, a leaver asking to leave);
+/// each adds a seeded delay of up to [`CHANGE_SPREAD_MS`], so changes land in the middle of
+/// the faults (which run until 3 s).
+const CHANGE_FROM_MS: u64 = 300;
 
-/// Spread of the joiners' start times.
-const JOIN_SPREAD_MS: u64 = 2_000;
+/// Spread of the ring changes' start times.
+const CHANGE_SPREAD_MS: u64 = 2_000;
 
-/// How long a joiner waits before asking again after a refused or failed join.
-const JOIN_RETRY: Duration = Duration::from_millis(500);
+/// How long a node waits before asking again after a refused or failed join or leave.
+const CHANGE_RETRY: Duration = Duration::from_millis(500);
+
+/// How long one `leave` call waits for the hand-off before it is asked again.
+const LEAVE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The seeded moment of a node's ring change.
+fn change_at(spec: &NodeSpec) -> Duration {
+    Duration::from_millis(CHANGE_FROM_MS + spec.seed % CHANGE_SPREAD_MS)
+}
 
 /// Timings of the simulated cluster (simulated time).
 #[derive(Clone, Debug)]
@@ -52,6 +61,8 @@ pub(crate) struct Replicated {
     pub(crate) names: Vec<String>,
     /// Nodes that start outside the ring and join it during the run.
     pub(crate) joiners: Vec<String>,
+    /// Founders that leave the ring during the run.
+    pub(crate) leavers: Vec<String>,
     /// Per-replica RPC timeout of the coordinator.
     pub(crate) replica_timeout: Duration,
     /// How often handoff looks at its backlog.
@@ -75,24 +86,32 @@ pub(crate) struct Replicated {
 impl Replicated {
     /// A cluster founded by `names`, with timings for short runs.
     pub(crate) fn new(names: Vec<String>) -> Self {
-        Self::with_joiners(names, Vec::new())
-    }
-
-    /// A cluster founded by `names` that `joiners` join during the run.
-    pub(crate) fn with_joiners(names: Vec<String>, joiners: Vec<String>) -> Self {
         let map = Arc::new(bootstrap(&names));
         Self {
             map,
             maps: Rc::default(),
             state_dir: Rc::default(),
             names,
-            joiners,
+            joiners: Vec::new(),
+            leavers: Vec::new(),
             replica_timeout: Duration::from_millis(500),
             handoff_interval: Duration::from_millis(250),
             handoff_backoff_max: Duration::from_secs(2),
             aae_interval: Duration::from_millis(500),
             tombstone_grace: Duration::from_secs(2),
         }
+    }
+
+    /// This cluster, with `joiners` joining it during the run.
+    pub(crate) fn joined_by(mut self, joiners: Vec<String>) -> Self {
+        self.joiners = joiners;
+        self
+    }
+
+    /// This cluster, with the founders `leavers` leaving it during the run.
+    pub(crate) fn left_by(mut self, leavers: Vec<String>) -> Self {
+        self.leavers = leavers;
+        self
     }
 
     /// The newest map of this cluster any node of the run has installed (the bootstrap map
@@ -233,9 +252,8 @@ async fn run_node(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
 /// `kv-server --join` does. A restarted joiner asks again: for a member that is already on the
 /// ring the answer is the current map.
 async fn run_joiner(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
-    let join_at = Duration::from_millis(JOIN_FROM_MS + spec.seed % JOIN_SPREAD_MS);
     let now = turmoil::sim_elapsed().unwrap_or_default();
-    tokio::time::sleep(join_at.saturating_sub(now)).await;
+    tokio::time::sleep(change_at(&spec).saturating_sub(now)).await;
     let started = start(
         &cluster,
         &spec,
@@ -262,7 +280,7 @@ async fn run_joiner(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> 
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "join through {seed} failed; retrying");
-                    tokio::time::sleep(JOIN_RETRY).await;
+                    tokio::time::sleep(CHANGE_RETRY).await;
                 }
             }
         }
@@ -272,15 +290,48 @@ async fn run_joiner(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> 
     served
 }
 
+/// A leaver: a founder that, at its seeded time, asks to leave (through the claimant, as
+/// `ringctl kv admin leave` does) and waits for its partitions to be handed off, asking again
+/// after a failure or a wait longer than [`LEAVE_PATIENCE`], until it is off the map. It keeps
+/// serving afterwards, as a node does until its operator stops it. A restarted leaver asks
+/// again; one that is already off the map has nothing to do.
+async fn run_leaver(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
+    let started = start(&cluster, &spec, &cluster.names, &[]).await?;
+    let topology = started
+        .topology()
+        .cloned()
+        .ok_or_else(|| KvError::Internal("a started cluster node has a topology".into()))?;
+    let me = NodeId::from(spec.name.as_str());
+    let at = change_at(&spec);
+    let leave = async move {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        tokio::time::sleep(at.saturating_sub(now)).await;
+        while topology.map().member(&me).is_some() {
+            match topology.leave(LEAVE_PATIENCE).await {
+                Ok(()) => tracing::info!(epoch = topology.map().epoch(), "left the ring"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "leave not done yet; asking again");
+                    tokio::time::sleep(CHANGE_RETRY).await;
+                }
+            }
+        }
+    };
+    let serve = started.serve(Incoming::bind(GRPC_PORT).await?, std::future::pending());
+    let (served, ()) = tokio::join!(serve, leave);
+    served
+}
+
 impl SimCluster for Replicated {
     fn describe(&self) -> String {
-        let joining = if self.joiners.is_empty() {
-            String::new()
-        } else {
-            format!(", {} joining under the faults", self.joiners.len())
-        };
+        let mut changes = String::new();
+        if !self.joiners.is_empty() {
+            changes += &format!(", {:?} joining under the faults", self.joiners);
+        }
+        if !self.leavers.is_empty() {
+            changes += &format!(", {:?} leaving under the faults", self.leavers);
+        }
         format!(
-            "{} complete ClusterNodes (gossip, hinted handoff, anti-entropy){joining}, N={N} R=W=2 sloppy",
+            "{} complete ClusterNodes (gossip, hinted handoff, anti-entropy){changes}, N={N} R=W=2 sloppy",
             self.names.len()
         )
     }
@@ -290,6 +341,8 @@ impl SimCluster for Replicated {
         Box::pin(async move {
             if cluster.joiners.contains(&spec.name) {
                 run_joiner(cluster, spec).await?;
+            } else if cluster.leavers.contains(&spec.name) {
+                run_leaver(cluster, spec).await?;
             } else {
                 run_node(cluster, spec).await?;
             }
@@ -328,16 +381,26 @@ impl SimCluster for Replicated {
         if !outside.is_empty() {
             return Err(format!("{outside:?} not on the ring at epoch {epoch}"));
         }
+        let staying: Vec<&String> = self
+            .leavers
+            .iter()
+            .filter(|l| map.member(&NodeId::from(l.as_str())).is_some())
+            .collect();
+        if !staying.is_empty() {
+            return Err(format!("{staying:?} still members at epoch {epoch}"));
+        }
         let pending: usize = map.pending().values().map(Vec::len).sum();
         if pending > 0 {
             return Err(format!(
                 "{pending} partition transfers still pending at epoch {epoch}"
             ));
         }
+        // Nodes that have left need not follow the ring any more.
         let behind: Vec<String> = self
             .maps
             .borrow()
             .iter()
+            .filter(|(name, _)| map.member(&NodeId::from(name.as_str())).is_some())
             .filter(|(_, rx)| rx.borrow().epoch() < epoch)
             .map(|(name, _)| name.clone())
             .collect();
