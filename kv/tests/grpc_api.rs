@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 
 /// A running server and what it takes to stop it.
 struct Server {
+    addr: std::net::SocketAddr,
     client: KvClient<Channel>,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
@@ -51,6 +52,7 @@ impl Server {
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));
         Server {
+            addr,
             client: KvClient::new(channel.clone())
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20),
@@ -505,4 +507,22 @@ async fn health_serves_and_shutdown_drains_to_disk() {
     drop(store);
     let err = SqliteStorage::open(SqliteConfig::new(dir.path(), "someone-else")).err();
     assert!(err.is_some_and(|e| e.to_string().contains("belongs to node")));
+}
+
+/// A client that connects and then says nothing (its host hung, or a partition cut it off) must
+/// not hold a stopping server: graceful HTTP/2 shutdown waits for every connection to close,
+/// and this one never would. The server stops waiting after `DRAIN_GRACE`.
+#[tokio::test]
+async fn a_silent_connection_cannot_hold_a_stopping_server() {
+    let server = Server::start(NodeConfig::new("n1")).await;
+    let silent = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let bound = ringkit_kv::grpc::DRAIN_GRACE + std::time::Duration::from_secs(20);
+    let stopped = tokio::time::timeout(bound, server.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "the server was still draining {bound:?} after it was asked to stop"
+    );
+    drop(silent);
 }

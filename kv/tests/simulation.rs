@@ -191,6 +191,8 @@ fn run_worker(name: &str, make: fn() -> SharedCluster, config: &RunConfig, seeds
             let (current, done) = (Arc::clone(&current), Arc::clone(&done));
             scope.spawn(move || watchdog(name, &current, &done));
         }
+        // Also when a seed panics: the scope joins the watchdog before the panic goes on.
+        let _stop_watchdog = SetOnDrop(&done);
         let cluster = make();
         for &seed in seeds {
             *lock(&current) = Some((seed, Instant::now()));
@@ -217,8 +219,16 @@ fn run_worker(name: &str, make: fn() -> SharedCluster, config: &RunConfig, seeds
             };
             eprintln!("{}", result.line());
         }
-        done.store(true, Ordering::SeqCst);
     });
+}
+
+/// Sets its flag when dropped, on a normal exit or an unwinding one.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The seed a worker is running and since when (`None` between seeds).
@@ -266,6 +276,13 @@ fn five_nodes_and_a_joiner() -> SharedCluster {
     Rc::new(
         Replicated::new((1..=5).map(|i| format!("n{i}")).collect())
             .joined_by(vec!["n6".to_owned()]),
+    )
+}
+
+/// Six founders, one of which, `n6`, stops for good while the faults go on and is removed.
+fn six_nodes_one_lost() -> SharedCluster {
+    Rc::new(
+        Replicated::new((1..=6).map(|i| format!("n{i}")).collect()).losing(vec!["n6".to_owned()]),
     )
 }
 
@@ -360,5 +377,24 @@ fn seeds_replay_exactly() {
     assert!(
         differing.is_empty(),
         "seeds {differing:?} ran differently in a shared worker and in a worker of their own"
+    );
+}
+
+/// One of six nodes stops for good at a seeded time while partitions, loss, latency spikes and
+/// crashes go on, and an operator `remove`s it once gossip reports it down: its partitions must
+/// be rebuilt from the surviving replicas (every transfer finished, the node off the map) and
+/// every checker must pass on the five-node ring that remains, acknowledged writes the lost
+/// node held included.
+#[test]
+fn a_removal_under_seeded_faults() {
+    run_seeds(
+        "a_removal_under_seeded_faults",
+        "remove",
+        six_nodes_one_lost,
+        &RunConfig {
+            nodes: 6,
+            ..RunConfig::default()
+        },
+        &seeds(50),
     );
 }

@@ -3,7 +3,8 @@
 //! Settings come from (highest first) flags, `KV_*` environment variables, a TOML file given with
 //! `--config`, and built-in defaults: data in `./data/kv`, gRPC on `127.0.0.1:50071`, Prometheus
 //! metrics on `127.0.0.1:9471`, FULL durability. Stops gracefully on SIGINT or SIGTERM: in-flight
-//! requests finish and the writer drains and syncs before exit.
+//! requests finish (clients get `ringkit_kv::grpc::DRAIN_GRACE`, 5 s, to go) and the writer drains
+//! and syncs before exit.
 //!
 //! Cluster mode starts when a member list is given (`--cluster-members` or `[cluster] members`
 //! in the TOML): every node gets the same list, including itself under its `--node-id`.

@@ -30,7 +30,7 @@ use super::replica_service::ReplicaService;
 use super::topology::{ClusterMap, LiveSet};
 use crate::error::KvError;
 use crate::grpc::pb::kv_server::KvServer;
-use crate::grpc::server::message_limit;
+use crate::grpc::server::{drain_deadline, message_limit, server_builder, until_drained};
 use crate::node::KvNode;
 use crate::storage::Storage;
 
@@ -201,8 +201,9 @@ impl<S: Storage> ClusterNode<S> {
     }
 
     /// Serves the client API (coordinated), the `Replica` service, health, reflection and any
-    /// added services on `incoming` until `shutdown` completes; then stops background tasks,
-    /// waits for them, and closes the store (queued writes are committed and synced).
+    /// added services on `incoming` until `shutdown` completes and the clients have gone (or
+    /// [`DRAIN_GRACE`](crate::grpc::DRAIN_GRACE) has passed); then stops background tasks, waits
+    /// for them, and closes the store (queued writes are committed and synced).
     ///
     /// # Errors
     /// Transport failures; the store is closed in every case.
@@ -263,15 +264,19 @@ impl<S: Storage> ClusterNode<S> {
             .add_service(replica);
 
         tracing::info!(node_id = %id, actor = %node.storage().actor(), "kv cluster node serving");
-        let served = tonic::transport::Server::builder()
-            .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(incoming, async {
-                shutdown.await;
-                reporter
-                    .set_not_serving::<KvServer<ClusterKvService<S>>>()
-                    .await;
-            })
-            .await;
+        let (signal, deadline) = drain_deadline(async {
+            shutdown.await;
+            reporter
+                .set_not_serving::<KvServer<ClusterKvService<S>>>()
+                .await;
+        });
+        let served = until_drained(
+            server_builder()
+                .add_routes(routes.routes())
+                .serve_with_incoming_shutdown(incoming, signal),
+            deadline,
+        )
+        .await;
         // Finish the fan-outs of answered requests (bounded by replica timeouts) while the
         // store is still open, so their hints are kept; then stop the background tasks.
         coordinator

@@ -4,7 +4,7 @@ pub(crate) mod convert;
 pub(crate) mod server;
 mod service;
 
-pub use server::{serve, serve_listener};
+pub use server::{DRAIN_GRACE, serve, serve_listener};
 pub use service::KvService;
 
 /// Generated protobuf and tonic code for `ringkit.kv.v1` (server and client).

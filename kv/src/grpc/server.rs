@@ -1,6 +1,7 @@
 //! Serving a node over gRPC on a listener or any stream of connections the caller provides.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_stream::Stream;
@@ -17,6 +18,65 @@ const MESSAGE_OVERHEAD: usize = 1024 * 1024;
 /// Smallest message limit: enough for batches of small values.
 const MIN_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
+/// How often a server pings a client connection that has been quiet, and how long it waits for
+/// the answer before closing it: a client whose host crashed or was cut off leaves a half-open
+/// connection nothing else would close. The same figures as the cluster's peer channels.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// See [`KEEPALIVE_INTERVAL`].
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a stopping server waits for its clients to finish their requests and close their
+/// connections. A graceful HTTP/2 shutdown waits for every client to go, and a client that never
+/// answers the server's GOAWAY (its host crashed, or a partition cut it off) would hold the
+/// server, its store and its gossip open for as long as its connection lasts.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// A tonic server builder with the settings every kv server shares (keepalive pings).
+pub(crate) fn server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+}
+
+/// Splits `shutdown` into the signal a server is given and a deadline that completes
+/// [`DRAIN_GRACE`] after the signal has: pass both to [`until_drained`].
+pub(crate) fn drain_deadline<F: Future<Output = ()>>(
+    shutdown: F,
+) -> (impl Future<Output = ()>, impl Future<Output = ()>) {
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let deadline = async move {
+        match stopped.await {
+            Ok(()) => tokio::time::sleep(DRAIN_GRACE).await,
+            // The server ended without being asked to: it is not draining.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    (signal, deadline)
+}
+
+/// Runs a server (`served`, given the signal of [`drain_deadline`]) until it has drained, or
+/// until `deadline`. Connections still open then are left to end on their own (their requests
+/// fail once the store is closed) while the caller stops its tasks and closes the store.
+pub(crate) async fn until_drained<E>(
+    served: impl Future<Output = Result<(), E>>,
+    deadline: impl Future<Output = ()>,
+) -> Result<(), E> {
+    tokio::select! {
+        served = served => served,
+        () = deadline => {
+            tracing::warn!(
+                grace = ?DRAIN_GRACE,
+                "clients still connected after the drain grace; no longer waiting for them"
+            );
+            Ok(())
+        }
+    }
+}
+
 /// The largest gRPC message the client API accepts and sends for `node`'s value limit.
 pub(crate) fn message_limit<S: Storage>(node: &KvNode<S>) -> usize {
     node.config()
@@ -27,7 +87,8 @@ pub(crate) fn message_limit<S: Storage>(node: &KvNode<S>) -> usize {
 }
 
 /// Serves `node` on the connections `incoming` yields until `shutdown` completes, then drains:
-/// in-flight requests finish, queued writes are committed and synced, and the store is closed.
+/// in-flight requests finish (for at most [`DRAIN_GRACE`]), queued writes are committed and
+/// synced, and the store is closed.
 ///
 /// Alongside `ringkit.kv.v1.Kv` it serves `grpc.health.v1.Health` (SERVING while up) and gRPC
 /// reflection, and runs background maintenance (TTL purge, tombstone reaping).
@@ -76,17 +137,21 @@ where
     };
 
     tracing::info!(node_id = %node.config().node_id, actor = %node.storage().actor(), "kv node serving");
-    let served = tonic::transport::Server::builder()
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(kv)
-        .serve_with_incoming_shutdown(incoming, async {
-            shutdown.await;
-            reporter
-                .set_not_serving::<pb::kv_server::KvServer<KvService<S>>>()
-                .await;
-        })
-        .await;
+    let (signal, deadline) = drain_deadline(async {
+        shutdown.await;
+        reporter
+            .set_not_serving::<pb::kv_server::KvServer<KvService<S>>>()
+            .await;
+    });
+    let served = until_drained(
+        server_builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(kv)
+            .serve_with_incoming_shutdown(incoming, signal),
+        deadline,
+    )
+    .await;
 
     let _ = stop_tx.send(());
     let _ = maintenance.await;

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ringkit_kv::error::KvError;
 use ringkit_kv::grpc::serve;
 use ringkit_kv::model::{ActorId, Object};
 use ringkit_kv::node::{KvNode, NodeConfig};
@@ -105,16 +106,17 @@ pub(crate) fn new_disk(index: usize) -> MemStorage {
     MemStorage::new(ActorId(index as u64 + 1))
 }
 
-/// Every row a disk holds, tombstones included.
+/// Every row a disk holds, tombstones included; `None` once the store is closed, which only a
+/// node that stopped for good does (a lost node, whose disk is gone with it).
 ///
 /// # Panics
-/// If the store was closed (a simulation bug: stores are never closed).
-pub(crate) fn rows(disk: &MemStorage) -> std::collections::BTreeMap<Bytes, Object> {
-    disk.read_blocking(|view| view.hash_range(&(0..=u64::MAX), None, usize::MAX))
-        .unwrap_or_else(|e| panic!("reading a simulated disk: {e}"))
-        .into_iter()
-        .map(|row| (row.key, row.object))
-        .collect()
+/// If reading an open store fails (a simulation bug: the in-memory store cannot fail a read).
+pub(crate) fn rows(disk: &MemStorage) -> Option<std::collections::BTreeMap<Bytes, Object>> {
+    match disk.read_blocking(|view| view.hash_range(&(0..=u64::MAX), None, usize::MAX)) {
+        Ok(rows) => Some(rows.into_iter().map(|row| (row.key, row.object)).collect()),
+        Err(KvError::Closed) => None,
+        Err(e) => panic!("reading a simulated disk: {e}"),
+    }
 }
 
 /// Shared handle to a cluster kind (the host closures hold it across restarts).

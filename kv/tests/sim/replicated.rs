@@ -6,7 +6,9 @@
 //! A cluster may also change its ring during the run, under the same partitions, loss and
 //! crashes as the client writes: *joiners* come up outside the ring at a seeded time and join
 //! it through a founder, retrying as `kv-server --join` does; *leavers* are founders that ask to
-//! leave at a seeded time and hand their partitions off. The run is judged on the final ring.
+//! leave at a seeded time and hand their partitions off; *lost* founders stop for good at a
+//! seeded time and an operator on another founder `remove`s them, so their partitions are
+//! rebuilt from the surviving replicas. The run is judged on the final ring.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use ringkit_hashring::{NodeId, RingConfig};
 use ringkit_kv::cluster::aae::{AaeConfig, TrackedStorage};
+use ringkit_kv::cluster::admin::{RingChange, Topology};
 use ringkit_kv::cluster::assemble::ClusterNodeConfig;
 use ringkit_kv::cluster::channels::Connector;
 use ringkit_kv::cluster::config::ClusterConfig;
@@ -63,6 +66,8 @@ pub(crate) struct Replicated {
     pub(crate) joiners: Vec<String>,
     /// Founders that leave the ring during the run.
     pub(crate) leavers: Vec<String>,
+    /// Founders that stop for good during the run and are removed from the ring.
+    pub(crate) lost: Vec<String>,
     /// Per-replica RPC timeout of the coordinator.
     pub(crate) replica_timeout: Duration,
     /// How often handoff looks at its backlog.
@@ -94,6 +99,7 @@ impl Replicated {
             names,
             joiners: Vec::new(),
             leavers: Vec::new(),
+            lost: Vec::new(),
             replica_timeout: Duration::from_millis(500),
             handoff_interval: Duration::from_millis(250),
             handoff_backoff_max: Duration::from_secs(2),
@@ -112,6 +118,19 @@ impl Replicated {
     pub(crate) fn left_by(mut self, leavers: Vec<String>) -> Self {
         self.leavers = leavers;
         self
+    }
+
+    /// This cluster, with the founders `lost` stopping for good during the run and being
+    /// removed by an operator.
+    pub(crate) fn losing(mut self, lost: Vec<String>) -> Self {
+        self.lost = lost;
+        self
+    }
+
+    /// The founder whose host also runs the operator that removes lost nodes: the last one
+    /// that is not lost itself (not the claimant, so its requests are forwarded).
+    fn operator(&self) -> Option<&String> {
+        self.names.iter().rev().find(|n| !self.lost.contains(n))
     }
 
     /// The newest map of this cluster any node of the run has installed (the bootstrap map
@@ -239,12 +258,70 @@ async fn start(
 }
 
 /// A founder: starts on the bootstrap ring and serves; returns only if it fails to start or
-/// serve.
+/// serve. The operator's founder also removes the lost nodes (see [`remove_lost`]).
 async fn run_node(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
     let started = start(&cluster, &spec, &cluster.names, &[]).await?;
+    let operator = cluster.operator() == Some(&spec.name) && !cluster.lost.is_empty();
+    let topology = started_topology(&started)?;
+    let serve = started.serve(Incoming::bind(GRPC_PORT).await?, std::future::pending());
+    if !operator {
+        return serve.await;
+    }
+    let (served, ()) = tokio::join!(serve, remove_lost(topology, cluster.lost.clone()));
+    served
+}
+
+/// The map authority of a started node.
+fn started_topology(
+    started: &ClusterNode<TrackedStorage<MemStorage>>,
+) -> Result<Topology, KvError> {
     started
-        .serve(Incoming::bind(GRPC_PORT).await?, std::future::pending())
-        .await
+        .topology()
+        .cloned()
+        .ok_or_else(|| KvError::Internal("a started cluster node has a topology".into()))
+}
+
+/// The operator: from [`CHANGE_FROM_MS`] on, asks every [`CHANGE_RETRY`] to `remove` each lost
+/// node still on the map, as `ringctl kv admin remove` would be run again and again. Until a
+/// lost node has stopped and gossip reports it down, the claimant refuses (a live node must
+/// leave); a restarted operator starts over, and a node already removed is skipped.
+async fn remove_lost(topology: Topology, lost: Vec<String>) {
+    let now = turmoil::sim_elapsed().unwrap_or_default();
+    tokio::time::sleep(Duration::from_millis(CHANGE_FROM_MS).saturating_sub(now)).await;
+    loop {
+        let map = topology.map();
+        let Some(id) = lost
+            .iter()
+            .map(|n| NodeId::from(n.as_str()))
+            .find(|id| map.member(id).is_some())
+        else {
+            return;
+        };
+        match topology.submit(RingChange::Remove(id.clone()), false).await {
+            Ok((map, _)) => tracing::info!(epoch = map.epoch(), "removed {id}"),
+            Err(e) => tracing::debug!(error = %e, "remove of {id} refused; asking again"),
+        }
+        tokio::time::sleep(CHANGE_RETRY).await;
+    }
+}
+
+/// A lost node: a founder that serves until its seeded time, then stops for good (its tasks
+/// end, its peers see it go); a restart after that time, from the fault schedule's heal, does
+/// not bring it back.
+async fn run_lost(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
+    let end = change_at(&spec);
+    if turmoil::sim_elapsed().unwrap_or_default() < end {
+        let started = start(&cluster, &spec, &cluster.names, &[]).await?;
+        let stop = async move {
+            let now = turmoil::sim_elapsed().unwrap_or_default();
+            tokio::time::sleep(end.saturating_sub(now)).await;
+        };
+        started
+            .serve(Incoming::bind(GRPC_PORT).await?, stop)
+            .await?;
+        tracing::info!("stopped for good");
+    }
+    std::future::pending().await
 }
 
 /// A joiner: comes up at its seeded time as a ring of its own, serves (the claimant and the
@@ -261,10 +338,7 @@ async fn run_joiner(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> 
         &cluster.names,
     )
     .await?;
-    let topology = started
-        .topology()
-        .cloned()
-        .ok_or_else(|| KvError::Internal("a started cluster node has a topology".into()))?;
+    let topology = started_topology(&started)?;
     let stored_rows = spec.disk.read(|view| view.stats()).await?.rows;
     let founders: Vec<String> = cluster
         .names
@@ -297,10 +371,7 @@ async fn run_joiner(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> 
 /// again; one that is already off the map has nothing to do.
 async fn run_leaver(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
     let started = start(&cluster, &spec, &cluster.names, &[]).await?;
-    let topology = started
-        .topology()
-        .cloned()
-        .ok_or_else(|| KvError::Internal("a started cluster node has a topology".into()))?;
+    let topology = started_topology(&started)?;
     let me = NodeId::from(spec.name.as_str());
     let at = change_at(&spec);
     let leave = async move {
@@ -330,6 +401,9 @@ impl SimCluster for Replicated {
         if !self.leavers.is_empty() {
             changes += &format!(", {:?} leaving under the faults", self.leavers);
         }
+        if !self.lost.is_empty() {
+            changes += &format!(", {:?} lost and removed under the faults", self.lost);
+        }
         format!(
             "{} complete ClusterNodes (gossip, hinted handoff, anti-entropy){changes}, N={N} R=W=2 sloppy",
             self.names.len()
@@ -343,6 +417,8 @@ impl SimCluster for Replicated {
                 run_joiner(cluster, spec).await?;
             } else if cluster.leavers.contains(&spec.name) {
                 run_leaver(cluster, spec).await?;
+            } else if cluster.lost.contains(&spec.name) {
+                run_lost(cluster, spec).await?;
             } else {
                 run_node(cluster, spec).await?;
             }
@@ -384,6 +460,7 @@ impl SimCluster for Replicated {
         let staying: Vec<&String> = self
             .leavers
             .iter()
+            .chain(&self.lost)
             .filter(|l| map.member(&NodeId::from(l.as_str())).is_some())
             .collect();
         if !staying.is_empty() {

@@ -233,7 +233,7 @@ pub(crate) fn run(seed: u64, cluster: &SharedCluster, config: &RunConfig) -> Run
         node_names
             .iter()
             .zip(disks)
-            .map(|(n, d)| (n.clone(), rows(d)))
+            .filter_map(|(n, d)| Some((n.clone(), rows(d)?)))
             .collect()
     };
     while ms(&sim) < healed_at + config.settle_max_ms {

@@ -35,7 +35,7 @@ pub struct AaeConfig {
     /// Every tree is re-read from storage this often, as a guard against any missed mark.
     pub full_rebuild_every: Duration,
     /// A tombstone is reaped only after every replica held it, unchanged, for this long, and
-    /// only if no node holds a hint for any of its replicas. `None`: never reap.
+    /// only if no node holds an undelivered hint (for any target). `None`: never reap.
     pub tombstone_grace: Option<Duration>,
     /// A partition is scanned for reapable tombstones at most this often.
     pub reap_scan_every: Duration,

@@ -66,9 +66,10 @@ impl<S: Storage> Aae<S> {
             }
         }
         let members: Vec<NodeId> = map.members().map(|m| m.id.clone()).collect();
-        // Hints for any member block: a key written with a larger per-request N has replicas
-        // beyond this partition's write set.
-        if let Err(reason) = reap_gate(&members, &live, &members, &hints) {
+        // Any hint blocks, not only those for this partition's replicas: a key written with a
+        // larger per-request N has replicas beyond this write set, and a hint for a removed
+        // node goes to the key's current replicas.
+        if let Err(reason) = reap_gate(&members, &live, &hints) {
             self.board().reap_blocked(Some(reason));
             return Ok(0);
         }
