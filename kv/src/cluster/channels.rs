@@ -17,6 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::topology::ClusterMap;
 use crate::error::KvError;
+use crate::grpc::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
 
 /// Builds a channel to an address. Must not block or dial: channels connect lazily, on first use,
 /// and reconnect by themselves after a failure.
@@ -59,8 +60,8 @@ impl Connector for TcpConnector {
             .map_err(|e| KvError::Config(format!("peer address {addr:?}: {e}")))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5));
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT);
         Ok(endpoint.connect_lazy())
     }
 }

@@ -18,12 +18,12 @@ const MESSAGE_OVERHEAD: usize = 1024 * 1024;
 /// Smallest message limit: enough for batches of small values.
 const MIN_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// How often a server pings a client connection that has been quiet, and how long it waits for
-/// the answer before closing it: a client whose host crashed or was cut off leaves a half-open
-/// connection nothing else would close. The same figures as the cluster's peer channels.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often both ends of a connection (a server, and the cluster's peer channels) ping it once
+/// it has been quiet, and how long they wait for the answer before closing it: a peer whose host
+/// crashed or was cut off leaves a half-open connection that nothing else would close.
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// See [`KEEPALIVE_INTERVAL`].
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a stopping server waits for its clients to finish their requests and close their
 /// connections. A graceful HTTP/2 shutdown waits for every client to go, and a client that never
@@ -49,18 +49,29 @@ pub(crate) fn drain_deadline<F: Future<Output = ()>>(
         let _ = stopping.send(());
     };
     let deadline = async move {
-        match stopped.await {
-            Ok(()) => tokio::time::sleep(DRAIN_GRACE).await,
-            // The server ended without being asked to: it is not draining.
-            Err(_) => std::future::pending().await,
+        if stopped.await.is_ok() {
+            tokio::time::sleep(DRAIN_GRACE).await;
+        } else {
+            // The signal was dropped unfired: only when the server has already ended.
+            std::future::pending::<()>().await;
         }
     };
     (signal, deadline)
 }
 
 /// Runs a server (`served`, given the signal of [`drain_deadline`]) until it has drained, or
-/// until `deadline`. Connections still open then are left to end on their own (their requests
-/// fail once the store is closed) while the caller stops its tasks and closes the store.
+/// until `deadline`.
+///
+/// At the deadline the server's accept loop is dropped, but tonic runs each connection in a task
+/// of its own, and those still open are abandoned, not cut: each keeps its clones of the services
+/// until its client goes, or keep-alive closes it (within [`KEEPALIVE_INTERVAL`] +
+/// [`KEEPALIVE_TIMEOUT`] for an HTTP/2 connection; a client that never sent the HTTP/2 preface
+/// has no keep-alive and lasts until TCP fails). Requests still running on them after the caller
+/// has closed the store fail, or are answered from other replicas. In `kv-server` the process
+/// exits right after, which ends them all.
+///
+/// Not bounded: a server whose `incoming` stream ends leaves its accept loop without polling the
+/// signal, and then waits for its connections with no deadline. TCP listeners never end.
 pub(crate) async fn until_drained<E>(
     served: impl Future<Output = Result<(), E>>,
     deadline: impl Future<Output = ()>,

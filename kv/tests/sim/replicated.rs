@@ -305,9 +305,11 @@ async fn remove_lost(topology: Topology, lost: Vec<String>) {
     }
 }
 
-/// A lost node: a founder that serves until its seeded time, then stops for good (its tasks
-/// end, its peers see it go); a restart after that time, from the fault schedule's heal, does
-/// not bring it back.
+/// A lost node: a founder that serves until its seeded time, then stops for good: its store
+/// closes and its gossip and background tasks end, so its peers soon find it down (connections
+/// still open when its drain grace ran out are abandoned, and answer with errors until they
+/// close). A restart after that time, from the fault schedule's heal, does not bring it back;
+/// one before it (the node crashed earlier) serves again until the same time.
 async fn run_lost(cluster: Replicated, spec: NodeSpec) -> Result<(), KvError> {
     let end = change_at(&spec);
     if turmoil::sim_elapsed().unwrap_or_default() < end {
