@@ -332,3 +332,26 @@ async fn the_request_id_layers_work_on_a_tonic_server() {
     task.await.unwrap().unwrap();
     handle.shutdown_async().await.unwrap();
 }
+
+/// A client that connects and then says nothing (a crashed host, a bare TCP health probe) must
+/// not keep a stopping server from stopping: tonic's graceful shutdown waits for every
+/// connection, so the server stops waiting after `DRAIN_GRACE`.
+#[tokio::test]
+async fn a_silent_connection_cannot_hold_a_stopping_server() {
+    let server = server().await;
+    let silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // The server accepts in order: once a later client has an answer, the silent connection
+    // has been accepted too (else stopping would only leave it in the listen queue).
+    let mut c = server.client().await;
+    c.info(pb::InfoRequest {}).await.unwrap();
+    drop(c);
+    let _ = server.stop.send(());
+    let bound = ringkit_idgen::grpc::DRAIN_GRACE + Duration::from_secs(20);
+    let stopped = tokio::time::timeout(bound, server.task).await;
+    assert!(
+        stopped.is_ok(),
+        "the server was still draining {bound:?} after it was asked to stop"
+    );
+    server.handle.shutdown_async().await.unwrap();
+    drop(silent);
+}

@@ -399,3 +399,27 @@ async fn reflection_lists_every_service() {
     drop(answers);
     node.stop().await;
 }
+
+/// A client that connects and then says nothing (a crashed host, a bare TCP health probe) must
+/// not keep a stopping server from stopping: tonic's graceful shutdown waits for every
+/// connection, so the server stops waiting after `DRAIN_GRACE`.
+#[tokio::test]
+async fn a_silent_connection_cannot_hold_a_stopping_server() {
+    let node = start(POLICY).await;
+    let silent = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    // The server accepts in order: once a later client has an answer, the silent connection
+    // has been accepted too (else stopping would only leave it in the listen queue).
+    let mut client = CheckClient::connect(node.url()).await.unwrap();
+    client
+        .check(check("test", vec![desc(&[("user", "ann")])], None))
+        .await
+        .unwrap();
+    drop(client);
+    let bound = ringkit_ratelimit::grpc::DRAIN_GRACE + std::time::Duration::from_secs(20);
+    let stopped = tokio::time::timeout(bound, node.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "the server was still draining {bound:?} after it was asked to stop"
+    );
+    drop(silent);
+}

@@ -14,5 +14,5 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/idgen_descriptor.bin"));
 }
 
-pub use server::{serve, serve_listener};
+pub use server::{DRAIN_GRACE, serve, serve_listener};
 pub use service::{IdGenService, MAX_BATCH};

@@ -11,7 +11,7 @@ mod v1;
 pub use admin::AdminService;
 pub use envoy::EnvoyService;
 pub use peer::{MAX_BATCH, PeerService};
-pub use server::{ServeOptions, serve};
+pub use server::{DRAIN_GRACE, ServeOptions, serve};
 pub use v1::CheckService;
 
 pub(crate) use convert::{from_pb_decision, from_pb_limit, to_pb_op};

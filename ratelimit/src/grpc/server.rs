@@ -2,6 +2,7 @@
 //! and reflection. The caller binds the socket and owns the shutdown signal.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_stream::Stream;
@@ -19,6 +20,11 @@ use super::v1::CheckService;
 use crate::counter::Counter;
 use crate::error::Error;
 use crate::limiter::RateLimiter;
+
+/// How long a stopping server waits for its clients to finish and close their connections.
+/// tonic's graceful shutdown waits for every connection, and one whose client never answers
+/// (a crashed host, a bare TCP health probe) would otherwise keep the server from ever stopping.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// What a node serves besides the checks.
 #[derive(Debug, Clone)]
@@ -38,7 +44,8 @@ impl Default for ServeOptions {
     }
 }
 
-/// Serves `limiter` on `incoming` until `shutdown` resolves, then drains in-flight calls.
+/// Serves `limiter` on `incoming` until `shutdown` resolves, then drains in-flight calls (for at
+/// most [`DRAIN_GRACE`]: connections still open then are abandoned to end on their own).
 ///
 /// # Errors
 /// [`Error::Unavailable`] if the transport fails (not for individual bad requests).
@@ -85,7 +92,20 @@ where
         health.set_serving::<ClusterPeerServer<PeerService>>().await;
     }
 
-    tonic::transport::Server::builder()
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let drain_deadline = async move {
+        // The signal is dropped unfired only once the server has ended on its own.
+        if stopped.await.is_ok() {
+            tokio::time::sleep(DRAIN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(CheckService::new(limiter.clone()).into_server())
@@ -94,7 +114,15 @@ where
         )
         .add_optional_service(peer)
         .add_optional_service(admin)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(|e| Error::Unavailable(format!("gRPC server: {e}")))
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::select! {
+        served = served => served.map_err(|e| Error::Unavailable(format!("gRPC server: {e}"))),
+        () = drain_deadline => {
+            tracing::warn!(
+                grace = ?DRAIN_GRACE,
+                "clients still connected after the drain grace; no longer waiting for them"
+            );
+            Ok(())
+        }
+    }
 }
