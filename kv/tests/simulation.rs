@@ -354,6 +354,25 @@ fn a_leave_under_seeded_faults() {
     );
 }
 
+/// One of six nodes stops for good at a seeded time while partitions, loss, latency spikes and
+/// crashes go on, and an operator `remove`s it once gossip reports it down: its partitions must
+/// be rebuilt from the surviving replicas (every transfer finished, the node off the map) and
+/// every checker must pass on the five-node ring that remains, acknowledged writes the lost
+/// node held included.
+#[test]
+fn a_removal_under_seeded_faults() {
+    run_seeds(
+        "a_removal_under_seeded_faults",
+        "remove",
+        six_nodes_one_lost,
+        &RunConfig {
+            nodes: 6,
+            ..RunConfig::default()
+        },
+        &seeds(50),
+    );
+}
+
 /// A seed replays exactly: each of seeds 0-7 (seed 3 crashes a node mid-workload, the
 /// case that needs `align_task_ids`) gives the same fingerprint whether it runs in a worker of
 /// two that share the seeds, as CI splits them, or in a single worker after other seeds.
@@ -377,24 +396,5 @@ fn seeds_replay_exactly() {
     assert!(
         differing.is_empty(),
         "seeds {differing:?} ran differently in a shared worker and in a worker of their own"
-    );
-}
-
-/// One of six nodes stops for good at a seeded time while partitions, loss, latency spikes and
-/// crashes go on, and an operator `remove`s it once gossip reports it down: its partitions must
-/// be rebuilt from the surviving replicas (every transfer finished, the node off the map) and
-/// every checker must pass on the five-node ring that remains, acknowledged writes the lost
-/// node held included.
-#[test]
-fn a_removal_under_seeded_faults() {
-    run_seeds(
-        "a_removal_under_seeded_faults",
-        "remove",
-        six_nodes_one_lost,
-        &RunConfig {
-            nodes: 6,
-            ..RunConfig::default()
-        },
-        &seeds(50),
     );
 }
